@@ -41,7 +41,11 @@ impl IpRange {
     /// The range holding exactly one address.
     pub fn single(ip: IpAddr) -> Self {
         let (family, value) = to_u128(ip);
-        IpRange { family, first: value, last: value }
+        IpRange {
+            family,
+            first: value,
+            last: value,
+        }
     }
 
     /// The range covered by a CIDR network (host bits are ignored, as `ipnet` truncates).
@@ -49,14 +53,22 @@ impl IpRange {
         let net = net.trunc();
         let (family, first) = to_u128(net.network());
         let (_, last) = to_u128(net.broadcast());
-        IpRange { family, first, last }
+        IpRange {
+            family,
+            first,
+            last,
+        }
     }
 
     /// A range from two addresses of the same family, `first <= last`.
     pub fn between(first: IpAddr, last: IpAddr) -> Option<Self> {
         let (fa, a) = to_u128(first);
         let (fb, b) = to_u128(last);
-        (fa == fb && a <= b).then_some(IpRange { family: fa, first: a, last: b })
+        (fa == fb && a <= b).then_some(IpRange {
+            family: fa,
+            first: a,
+            last: b,
+        })
     }
 
     pub fn family(&self) -> Family {
@@ -107,10 +119,21 @@ impl IpRange {
         let mut start = self.first;
         loop {
             // Largest block aligned at `start` that does not pass `last`.
-            let mut host_bits = if start == 0 { width } else { start.trailing_zeros().min(width) };
+            let mut host_bits = if start == 0 {
+                width
+            } else {
+                start.trailing_zeros().min(width)
+            };
             while host_bits > 0 {
-                let span_minus_one = if host_bits >= 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
-                if start.checked_add(span_minus_one).is_some_and(|end| end <= self.last) {
+                let span_minus_one = if host_bits >= 128 {
+                    u128::MAX
+                } else {
+                    (1u128 << host_bits) - 1
+                };
+                if start
+                    .checked_add(span_minus_one)
+                    .is_some_and(|end| end <= self.last)
+                {
                     break;
                 }
                 host_bits -= 1;
@@ -119,7 +142,11 @@ impl IpRange {
             if let Ok(net) = IpNet::new(from_u128(self.family, start), prefix) {
                 out.push(net);
             }
-            let span_minus_one = if host_bits >= 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+            let span_minus_one = if host_bits >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << host_bits) - 1
+            };
             match start.checked_add(span_minus_one) {
                 Some(end) if end < self.last => start = end + 1,
                 _ => break,
@@ -190,7 +217,10 @@ impl RangeSet {
             match merged.last_mut() {
                 Some(prev)
                     if prev.family == range.family
-                        && prev.last.checked_add(1).is_none_or(|next| next >= range.first) =>
+                        && prev
+                            .last
+                            .checked_add(1)
+                            .is_none_or(|next| next >= range.first) =>
                 {
                     prev.last = prev.last.max(range.last);
                 }
@@ -210,12 +240,18 @@ impl RangeSet {
 
     /// Number of addresses in the set, saturating.
     pub fn address_count(&self) -> u128 {
-        self.ranges.iter().fold(0u128, |sum, r| sum.saturating_add(r.len()))
+        self.ranges
+            .iter()
+            .fold(0u128, |sum, r| sum.saturating_add(r.len()))
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
         let (family, value) = to_u128(ip);
-        let probe = IpRange { family, first: value, last: u128::MAX };
+        let probe = IpRange {
+            family,
+            first: value,
+            last: u128::MAX,
+        };
         // The candidate is the last range starting at or before `value`.
         let idx = self.ranges.partition_point(|r| *r <= probe);
         idx > 0 && self.ranges[idx - 1].contains(ip)
@@ -237,7 +273,10 @@ impl RangeSet {
                 if cut.last < range.first {
                     continue;
                 }
-                pieces = pieces.into_iter().flat_map(|piece| subtract(piece, cut)).collect();
+                pieces = pieces
+                    .into_iter()
+                    .flat_map(|piece| subtract(piece, cut))
+                    .collect();
             }
             out.extend(pieces);
         }
@@ -252,7 +291,11 @@ impl RangeSet {
                 let first = a.first.max(b.first);
                 let last = a.last.min(b.last);
                 if first <= last {
-                    out.push(IpRange { family: a.family, first, last });
+                    out.push(IpRange {
+                        family: a.family,
+                        first,
+                        last,
+                    });
                 }
             }
         }
@@ -266,10 +309,16 @@ fn subtract(piece: IpRange, cut: &IpRange) -> Vec<IpRange> {
     }
     let mut out = Vec::with_capacity(2);
     if cut.first > piece.first {
-        out.push(IpRange { last: cut.first - 1, ..piece });
+        out.push(IpRange {
+            last: cut.first - 1,
+            ..piece
+        });
     }
     if cut.last < piece.last {
-        out.push(IpRange { first: cut.last + 1, ..piece });
+        out.push(IpRange {
+            first: cut.last + 1,
+            ..piece
+        });
     }
     out
 }
@@ -301,10 +350,19 @@ mod tests {
     fn parses_every_spelling() {
         assert_eq!("192.0.2.7".parse::<IpRange>().unwrap().len(), 1);
         assert_eq!("192.0.2.0/24".parse::<IpRange>().unwrap().len(), 256);
-        assert_eq!("192.0.2.10 - 192.0.2.20".parse::<IpRange>().unwrap().len(), 11);
+        assert_eq!(
+            "192.0.2.10 - 192.0.2.20".parse::<IpRange>().unwrap().len(),
+            11
+        );
         assert_eq!("2001:db8::/120".parse::<IpRange>().unwrap().len(), 256);
-        assert!(matches!("192.0.2.9-192.0.2.1".parse::<IpRange>(), Err(AddrError::Reversed(_))));
-        assert!(matches!("192.0.2.1-::1".parse::<IpRange>(), Err(AddrError::MixedFamilies(_))));
+        assert!(matches!(
+            "192.0.2.9-192.0.2.1".parse::<IpRange>(),
+            Err(AddrError::Reversed(_))
+        ));
+        assert!(matches!(
+            "192.0.2.1-::1".parse::<IpRange>(),
+            Err(AddrError::MixedFamilies(_))
+        ));
         assert!("192.0.2.0/33".parse::<IpRange>().is_err());
         assert!("hospital".parse::<IpRange>().is_err());
     }
@@ -328,7 +386,10 @@ mod tests {
     fn cidr_cover_is_exact() {
         let r: IpRange = "10.0.0.3-10.0.0.17".parse().unwrap();
         let cidrs: Vec<String> = r.to_cidrs().iter().map(|c| c.to_string()).collect();
-        assert_eq!(cidrs, ["10.0.0.3/32", "10.0.0.4/30", "10.0.0.8/29", "10.0.0.16/31"]);
+        assert_eq!(
+            cidrs,
+            ["10.0.0.3/32", "10.0.0.4/30", "10.0.0.8/29", "10.0.0.16/31"]
+        );
         let all: IpRange = "::/0".parse().unwrap();
         assert_eq!(all.to_cidrs().len(), 1);
         assert_eq!(all.len(), u128::MAX);

@@ -40,7 +40,9 @@ pub struct Shard {
 pub enum OrderError {
     #[error("bad shard {0:?}: expected i/n with 1 <= i <= n, for example 1/4")]
     Shard(String),
-    #[error("target space too large: {addresses} addresses x {ports} ports exceeds 2^48; split the scan or use smaller IPv6 networks")]
+    #[error(
+        "target space too large: {addresses} addresses x {ports} ports exceeds 2^48; split the scan or use smaller IPv6 networks"
+    )]
     TooLarge { addresses: u128, ports: usize },
 }
 
@@ -67,7 +69,11 @@ impl Shard {
 
     /// How many of the indices `0..total` this shard owns.
     pub fn share_of(&self, total: u64) -> u64 {
-        if total <= self.index { 0 } else { (total - self.index).div_ceil(self.count) }
+        if total <= self.index {
+            0
+        } else {
+            (total - self.index).div_ceil(self.count)
+        }
     }
 }
 
@@ -109,7 +115,11 @@ impl AddressSpace {
             starts.push(len);
             len = len.saturating_add(range.len());
         }
-        AddressSpace { ranges: set.ranges().to_vec(), starts, len }
+        AddressSpace {
+            ranges: set.ranges().to_vec(),
+            starts,
+            len,
+        }
     }
 
     pub fn len(&self) -> u128 {
@@ -122,7 +132,10 @@ impl AddressSpace {
 
     /// The `index`-th address in ascending order.
     pub fn nth(&self, index: u128) -> Option<IpAddr> {
-        let k = self.starts.partition_point(|start| *start <= index).checked_sub(1)?;
+        let k = self
+            .starts
+            .partition_point(|start| *start <= index)
+            .checked_sub(1)?;
         self.ranges[k].nth(index - self.starts[k])
     }
 }
@@ -137,13 +150,26 @@ pub struct Order {
 
 impl Order {
     pub fn new(space: AddressSpace, ports: &PortList, seed: u64) -> Result<Self, OrderError> {
-        let total = space.len().checked_mul(ports.len() as u128).filter(|t| *t <= MAX_SPACE);
+        let total = space
+            .len()
+            .checked_mul(ports.len() as u128)
+            .filter(|t| *t <= MAX_SPACE);
         let total = match total {
             Some(total) => total as u64,
-            None => return Err(OrderError::TooLarge { addresses: space.len(), ports: ports.len() }),
+            None => {
+                return Err(OrderError::TooLarge {
+                    addresses: space.len(),
+                    ports: ports.len(),
+                });
+            }
         };
         let rng = (total > 0).then(|| PerfectRng::new(total, seed, ROUNDS));
-        Ok(Order { space, ports: ports.as_slice().to_vec(), total, rng })
+        Ok(Order {
+            space,
+            ports: ports.as_slice().to_vec(),
+            total,
+            rng,
+        })
     }
 
     /// Number of (address, port) pairs in the whole space.
@@ -187,7 +213,12 @@ pub struct WindowShuffle<I: Iterator> {
 
 impl<I: Iterator> WindowShuffle<I> {
     pub fn new(input: I, capacity: usize, seed: u64) -> Self {
-        WindowShuffle { input, window: Vec::with_capacity(capacity.min(4096)), capacity: capacity.max(1), state: seed ^ 0x9E37_79B9_7F4A_7C15 }
+        WindowShuffle {
+            input,
+            window: Vec::with_capacity(capacity.min(4096)),
+            capacity: capacity.max(1),
+            state: seed ^ 0x9E37_79B9_7F4A_7C15,
+        }
     }
 
     /// splitmix64: tiny, fast and good enough to spread consecutive lines.
@@ -233,12 +264,17 @@ mod tests {
     fn walk_is_a_permutation_of_the_space() {
         let o = order(&["127.0.0.0/22", "127.1.0.10-127.1.0.12"], "80,443,8443", 7);
         assert_eq!(o.len(), (1024 + 3) * 3);
-        let seen: HashSet<(IpAddr, u16)> = o.walk(Shard::WHOLE, 0).map(|(_, ip, p)| (ip, p)).collect();
+        let seen: HashSet<(IpAddr, u16)> =
+            o.walk(Shard::WHOLE, 0).map(|(_, ip, p)| (ip, p)).collect();
         assert_eq!(seen.len() as u64, o.len());
         assert!(seen.contains(&("127.1.0.12".parse().unwrap(), 8443)));
         assert!(!seen.contains(&("127.1.0.13".parse().unwrap(), 80)));
         // And it is shuffled: the first ten are not in ascending order.
-        let first: Vec<_> = o.walk(Shard::WHOLE, 0).take(10).map(|(_, ip, _)| ip).collect();
+        let first: Vec<_> = o
+            .walk(Shard::WHOLE, 0)
+            .take(10)
+            .map(|(_, ip, _)| ip)
+            .collect();
         let mut sorted = first.clone();
         sorted.sort();
         assert_ne!(first, sorted);
@@ -246,9 +282,18 @@ mod tests {
 
     #[test]
     fn same_seed_same_order_other_seed_other_order() {
-        let a: Vec<_> = order(&["10.0.0.0/16"], "443", 1).walk(Shard::WHOLE, 0).take(100).collect();
-        let b: Vec<_> = order(&["10.0.0.0/16"], "443", 1).walk(Shard::WHOLE, 0).take(100).collect();
-        let c: Vec<_> = order(&["10.0.0.0/16"], "443", 2).walk(Shard::WHOLE, 0).take(100).collect();
+        let a: Vec<_> = order(&["10.0.0.0/16"], "443", 1)
+            .walk(Shard::WHOLE, 0)
+            .take(100)
+            .collect();
+        let b: Vec<_> = order(&["10.0.0.0/16"], "443", 1)
+            .walk(Shard::WHOLE, 0)
+            .take(100)
+            .collect();
+        let c: Vec<_> = order(&["10.0.0.0/16"], "443", 2)
+            .walk(Shard::WHOLE, 0)
+            .take(100)
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -290,11 +335,17 @@ mod tests {
     #[test]
     fn oversized_and_empty_spaces() {
         let set = RangeSet::from_ranges(["2001:db8::/64".parse::<IpRange>().unwrap()]);
-        assert!(matches!(Order::new(AddressSpace::new(&set), &PortList::single(443), 1), Err(OrderError::TooLarge { .. })));
+        assert!(matches!(
+            Order::new(AddressSpace::new(&set), &PortList::single(443), 1),
+            Err(OrderError::TooLarge { .. })
+        ));
         let empty = Order::new(AddressSpace::default(), &PortList::single(443), 1).unwrap();
         assert_eq!(empty.walk(Shard::WHOLE, 0).count(), 0);
         let one = order(&["127.0.0.1"], "443", 5);
-        assert_eq!(one.walk(Shard::WHOLE, 0).collect::<Vec<_>>(), vec![(0, "127.0.0.1".parse().unwrap(), 443)]);
+        assert_eq!(
+            one.walk(Shard::WHOLE, 0).collect::<Vec<_>>(),
+            vec![(0, "127.0.0.1".parse().unwrap(), 443)]
+        );
     }
 
     #[test]

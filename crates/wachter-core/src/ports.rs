@@ -36,15 +36,22 @@ impl FromStr for PortList {
     type Err = PortError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let err = |why| PortError { text: text.to_string(), why };
+        let err = |why| PortError {
+            text: text.to_string(),
+            why,
+        };
         let mut ports = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (lo, hi) = match part.split_once('-') {
                 Some((a, b)) => (a.trim(), b.trim()),
                 None => (part, part),
             };
-            let lo: u16 = lo.parse().map_err(|_| err("not a number from 1 to 65535"))?;
-            let hi: u16 = hi.parse().map_err(|_| err("not a number from 1 to 65535"))?;
+            let lo: u16 = lo
+                .parse()
+                .map_err(|_| err("not a number from 1 to 65535"))?;
+            let hi: u16 = hi
+                .parse()
+                .map_err(|_| err("not a number from 1 to 65535"))?;
             if lo == 0 || hi == 0 {
                 return Err(err("port 0 cannot be scanned"));
             }

@@ -71,8 +71,14 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] =
-        [Status::Open, Status::Closed, Status::Filtered, Status::Unreachable, Status::Blocked, Status::Error];
+    pub const ALL: [Status; 6] = [
+        Status::Open,
+        Status::Closed,
+        Status::Filtered,
+        Status::Unreachable,
+        Status::Blocked,
+        Status::Error,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -111,8 +117,14 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 6] =
-        [Protocol::Https, Protocol::Http, Protocol::Tls, Protocol::TlsFailed, Protocol::Other, Protocol::Silent];
+    pub const ALL: [Protocol; 6] = [
+        Protocol::Https,
+        Protocol::Http,
+        Protocol::Tls,
+        Protocol::TlsFailed,
+        Protocol::Other,
+        Protocol::Silent,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -281,7 +293,10 @@ impl Blob {
 
     /// A lossy, printable rendering for humans (control bytes escaped).
     pub fn to_display(&self) -> String {
-        String::from_utf8_lossy(&self.0).chars().flat_map(char::escape_debug).collect()
+        String::from_utf8_lossy(&self.0)
+            .chars()
+            .flat_map(char::escape_debug)
+            .collect()
     }
 }
 
@@ -342,13 +357,24 @@ mod tests {
             let back: Blob = serde_json::from_str(&json).unwrap();
             assert_eq!(back.as_bytes(), bytes);
         }
-        assert_eq!(serde_json::to_string(&Blob::from(&b"ok"[..])).unwrap(), "\"ok\"");
-        assert_eq!(serde_json::to_string(&Blob::from(&b"\xff"[..])).unwrap(), "{\"base64\":\"/w==\"}");
+        assert_eq!(
+            serde_json::to_string(&Blob::from(&b"ok"[..])).unwrap(),
+            "\"ok\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Blob::from(&b"\xff"[..])).unwrap(),
+            "{\"base64\":\"/w==\"}"
+        );
     }
 
     #[test]
     fn record_round_trips() {
-        let mut r = ServiceRecord::new("127.0.0.1".parse().unwrap(), 443, Some("vpn.hospital.test".into()), "2026-01-01T00:00:00Z".into());
+        let mut r = ServiceRecord::new(
+            "127.0.0.1".parse().unwrap(),
+            443,
+            Some("vpn.hospital.test".into()),
+            "2026-01-01T00:00:00Z".into(),
+        );
         r.status = Status::Blocked;
         r.blocked_by = Some(Refusal::OptOut);
         let line = serde_json::to_string(&r).unwrap();

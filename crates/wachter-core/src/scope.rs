@@ -115,8 +115,16 @@ impl ScopePolicy {
                 .copied(),
         );
         let opt_out = RangeSet::from_ranges(opt_out.iter().copied());
-        let allowed = scope_set.difference(&special).union(&named_special).difference(&opt_out);
-        ScopePolicy { scope: scope_set, allowed, opt_out, special }
+        let allowed = scope_set
+            .difference(&special)
+            .union(&named_special)
+            .difference(&opt_out);
+        ScopePolicy {
+            scope: scope_set,
+            allowed,
+            opt_out,
+            special,
+        }
     }
 
     /// The one question asked before every connection.
@@ -218,7 +226,10 @@ mod tests {
         // A scope straddling a special block does not name it.
         let straddle = ScopePolicy::new(&ranges(&["126.0.0.0/7"]), &[]);
         assert!(straddle.check(ip("126.1.1.1")).is_ok());
-        assert_eq!(straddle.check(ip("127.1.1.1")), Err(Refusal::SpecialPurpose));
+        assert_eq!(
+            straddle.check(ip("127.1.1.1")),
+            Err(Refusal::SpecialPurpose)
+        );
     }
 
     #[test]
@@ -230,11 +241,19 @@ mod tests {
 
     #[test]
     fn partition_reports_refused_parts_by_reason() {
-        let p = ScopePolicy::new(&ranges(&["127.0.0.0/24", "0.0.0.0/0"]), &ranges(&["127.0.0.0/26"]));
+        let p = ScopePolicy::new(
+            &ranges(&["127.0.0.0/24", "0.0.0.0/0"]),
+            &ranges(&["127.0.0.0/26"]),
+        );
         let wanted = RangeSet::from_ranges(ranges(&["127.0.0.0/23", "145.1.2.0/30"]));
         let (allowed, refused) = p.partition(&wanted);
         assert_eq!(allowed.address_count(), 192 + 4);
-        let by = |r: Refusal| refused.iter().find(|(x, _)| *x == r).map(|(_, s)| s.address_count());
+        let by = |r: Refusal| {
+            refused
+                .iter()
+                .find(|(x, _)| *x == r)
+                .map(|(_, s)| s.address_count())
+        };
         assert_eq!(by(Refusal::OptOut), Some(64));
         assert_eq!(by(Refusal::SpecialPurpose), Some(256));
         assert_eq!(by(Refusal::OutOfScope), None);

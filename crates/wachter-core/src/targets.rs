@@ -33,7 +33,11 @@ pub enum TargetItem {
     /// A network or range: part of the address space that is ordered by [`crate::order`].
     Network(IpRange),
     /// One address, with the name to present (SNI, `Host`) and a fixed port if given.
-    Address { ip: IpAddr, hostname: Option<String>, port: Option<u16> },
+    Address {
+        ip: IpAddr,
+        hostname: Option<String>,
+        port: Option<u16>,
+    },
     /// A name still to be resolved.
     Host { name: String, port: Option<u16> },
 }
@@ -65,13 +69,25 @@ pub fn parse_line(line: &str) -> Result<Option<TargetItem>, String> {
         return parse_zgrab_line(line).map(Some);
     }
     if let Ok(ip) = IpAddr::from_str(line) {
-        return Ok(Some(TargetItem::Address { ip, hostname: None, port: None }));
+        return Ok(Some(TargetItem::Address {
+            ip,
+            hostname: None,
+            port: None,
+        }));
     }
-    if line.contains('/') || (line.contains('-') && line.split('-').all(|p| IpAddr::from_str(p.trim()).is_ok())) {
-        return IpRange::from_str(line).map(|r| Some(TargetItem::Network(r))).map_err(|e| e.to_string());
+    if line.contains('/')
+        || (line.contains('-') && line.split('-').all(|p| IpAddr::from_str(p.trim()).is_ok()))
+    {
+        return IpRange::from_str(line)
+            .map(|r| Some(TargetItem::Network(r)))
+            .map_err(|e| e.to_string());
     }
     if let Ok(sa) = SocketAddr::from_str(line) {
-        return Ok(Some(TargetItem::Address { ip: sa.ip(), hostname: None, port: Some(nonzero_port(sa.port())?) }));
+        return Ok(Some(TargetItem::Address {
+            ip: sa.ip(),
+            hostname: None,
+            port: Some(nonzero_port(sa.port())?),
+        }));
     }
     let (name, port) = match line.rsplit_once(':') {
         Some((name, port)) => (name, Some(parse_port(port)?)),
@@ -108,12 +124,19 @@ fn parse_zgrab_line(line: &str) -> Result<TargetItem, String> {
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
-    let port: u16 = text.trim().parse().map_err(|_| format!("{text:?} is not a port"))?;
+    let port: u16 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a port"))?;
     nonzero_port(port)
 }
 
 fn nonzero_port(port: u16) -> Result<u16, String> {
-    if port == 0 { Err("port 0 cannot be scanned".into()) } else { Ok(port) }
+    if port == 0 {
+        Err("port 0 cannot be scanned".into())
+    } else {
+        Ok(port)
+    }
 }
 
 /// Lower-cases and checks a DNS name (LDH labels, underscores tolerated, optional trailing dot).
@@ -125,13 +148,23 @@ pub fn normalise_hostname(name: &str) -> Result<String, String> {
     }
     let labels: Vec<&str> = trimmed.split('.').collect();
     for label in &labels {
-        let ok_chars = label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if label.is_empty() || label.len() > 63 || !ok_chars || label.starts_with('-') || label.ends_with('-') {
+        let ok_chars = label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if label.is_empty()
+            || label.len() > 63
+            || !ok_chars
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
             return Err(bad());
         }
     }
     // A name whose last label is numeric is a mistyped address, not a host.
-    if labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(bad());
     }
     Ok(trimmed.to_ascii_lowercase())
@@ -154,8 +187,19 @@ pub struct TargetReader<R> {
 }
 
 enum Inner<R> {
-    Lines { reader: R, line_no: u64, format: Format, zmap: Option<ZmapColumns> },
-    Xml { reader: quick_xml::Reader<R>, buf: Vec<u8>, host: XmlHost, done: bool, pending: Vec<TargetItem> },
+    Lines {
+        reader: R,
+        line_no: u64,
+        format: Format,
+        zmap: Option<ZmapColumns>,
+    },
+    Xml {
+        reader: quick_xml::Reader<R>,
+        buf: Vec<u8>,
+        host: XmlHost,
+        done: bool,
+        pending: Vec<TargetItem>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -191,9 +235,20 @@ impl<R: BufRead> TargetReader<R> {
             Format::NmapXml => {
                 let mut xml = quick_xml::Reader::from_reader(reader);
                 xml.config_mut().trim_text(true);
-                Inner::Xml { reader: xml, buf: Vec::new(), host: XmlHost::default(), done: false, pending: Vec::new() }
+                Inner::Xml {
+                    reader: xml,
+                    buf: Vec::new(),
+                    host: XmlHost::default(),
+                    done: false,
+                    pending: Vec::new(),
+                }
             }
-            format => Inner::Lines { reader, line_no: 0, format, zmap: None },
+            format => Inner::Lines {
+                reader,
+                line_no: 0,
+                format,
+                zmap: None,
+            },
         };
         Ok(TargetReader { origin, inner })
     }
@@ -215,7 +270,12 @@ impl<R: BufRead> TargetReader<R> {
             text.truncate(cut);
             text.push('…');
         }
-        TargetError { origin: self.origin.clone(), line, text, why: why.into() }
+        TargetError {
+            origin: self.origin.clone(),
+            line,
+            text,
+            why: why.into(),
+        }
     }
 
     /// The next target, with the line it came from (or the byte offset, for XML).
@@ -228,11 +288,18 @@ impl<R: BufRead> TargetReader<R> {
 
     fn next_line_item(&mut self) -> Option<Result<(u64, TargetItem), TargetError>> {
         loop {
-            let Inner::Lines { reader, line_no, format, zmap } = &mut self.inner else {
+            let Inner::Lines {
+                reader,
+                line_no,
+                format,
+                zmap,
+            } = &mut self.inner
+            else {
                 return None;
             };
             let mut raw = Vec::new();
-            let read = std::io::Read::take(&mut *reader, MAX_LINE as u64 + 1).read_until(b'\n', &mut raw);
+            let read =
+                std::io::Read::take(&mut *reader, MAX_LINE as u64 + 1).read_until(b'\n', &mut raw);
             *line_no += 1;
             let (line_no, format) = (*line_no, *format);
             match read {
@@ -241,10 +308,18 @@ impl<R: BufRead> TargetReader<R> {
                 Err(e) => return Some(Err(self.error(line_no, "", format!("cannot read: {e}")))),
             }
             if raw.len() > MAX_LINE {
-                return Some(Err(self.error(line_no, "", format!("line longer than {MAX_LINE} bytes"))));
+                return Some(Err(self.error(
+                    line_no,
+                    "",
+                    format!("line longer than {MAX_LINE} bytes"),
+                )));
             }
             let Ok(text) = std::str::from_utf8(&raw) else {
-                return Some(Err(self.error(line_no, &String::from_utf8_lossy(&raw), "not UTF-8 text")));
+                return Some(Err(self.error(
+                    line_no,
+                    &String::from_utf8_lossy(&raw),
+                    "not UTF-8 text",
+                )));
             };
             let text = text.trim_end_matches(['\r', '\n']);
             let parsed = match format {
@@ -270,7 +345,14 @@ impl<R: BufRead> TargetReader<R> {
 
     fn next_xml_item(&mut self) -> Option<Result<(u64, TargetItem), TargetError>> {
         loop {
-            let Inner::Xml { reader, buf, host, done, pending } = &mut self.inner else {
+            let Inner::Xml {
+                reader,
+                buf,
+                host,
+                done,
+                pending,
+            } = &mut self.inner
+            else {
                 return None;
             };
             if let Some(item) = pending.pop() {
@@ -286,16 +368,21 @@ impl<R: BufRead> TargetReader<R> {
                 Ok(event) => event,
                 Err(e) => {
                     *done = true;
-                    return Some(Err(self.error(at, "", format!("broken XML at byte {at}: {e}"))));
+                    return Some(Err(self.error(
+                        at,
+                        "",
+                        format!("broken XML at byte {at}: {e}"),
+                    )));
                 }
             };
             match event {
                 Event::Eof => *done = true,
                 Event::Start(e) | Event::Empty(e) => {
                     let attr = |name: &[u8]| -> Option<String> {
-                        e.attributes().flatten().find(|a| a.key.as_ref() == name).map(|a| {
-                            String::from_utf8_lossy(&a.value).into_owned()
-                        })
+                        e.attributes()
+                            .flatten()
+                            .find(|a| a.key.as_ref() == name)
+                            .map(|a| String::from_utf8_lossy(&a.value).into_owned())
                     };
                     match e.name().as_ref() {
                         b"host" => *host = XmlHost::default(),
@@ -307,7 +394,11 @@ impl<R: BufRead> TargetReader<R> {
                                     Ok(ip) => host.ip = Some(ip),
                                     Err(_) => {
                                         *done = true;
-                                        return Some(Err(self.error(at, &text, "not an IP address")));
+                                        return Some(Err(self.error(
+                                            at,
+                                            &text,
+                                            "not an IP address",
+                                        )));
                                     }
                                 }
                             }
@@ -315,7 +406,8 @@ impl<R: BufRead> TargetReader<R> {
                         b"hostname" => {
                             // Only names the user gave; PTR names are not proof of ownership.
                             if attr(b"type").as_deref() == Some("user") {
-                                host.hostname = attr(b"name").and_then(|n| normalise_hostname(&n).ok());
+                                host.hostname =
+                                    attr(b"name").and_then(|n| normalise_hostname(&n).ok());
                             }
                         }
                         b"port" => {
@@ -347,7 +439,11 @@ impl<R: BufRead> TargetReader<R> {
                         let finished = std::mem::take(host);
                         if let Some(ip) = finished.ip {
                             for port in finished.ports.into_iter().rev() {
-                                pending.push(TargetItem::Address { ip, hostname: finished.hostname.clone(), port: Some(port) });
+                                pending.push(TargetItem::Address {
+                                    ip,
+                                    hostname: finished.hostname.clone(),
+                                    port: Some(port),
+                                });
                             }
                         }
                     }
@@ -355,7 +451,9 @@ impl<R: BufRead> TargetReader<R> {
                 },
                 _ => {}
             }
-            let Inner::Xml { buf, done, .. } = &mut self.inner else { return None };
+            let Inner::Xml { buf, done, .. } = &mut self.inner else {
+                return None;
+            };
             if buf.len() > MAX_LINE {
                 *done = true;
                 return Some(Err(self.error(at, "", "XML element too large")));
@@ -374,10 +472,19 @@ impl<R: BufRead> Iterator for TargetReader<R> {
 
 fn sniff(head: &[u8]) -> Format {
     let text = String::from_utf8_lossy(&head[..head.len().min(4096)]);
-    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-    if first.starts_with("<?xml") || first.starts_with("<nmaprun") || first.starts_with("<!DOCTYPE nmaprun") {
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    if first.starts_with("<?xml")
+        || first.starts_with("<nmaprun")
+        || first.starts_with("<!DOCTYPE nmaprun")
+    {
         Format::NmapXml
-    } else if first.starts_with("#masscan") || (first.starts_with("open tcp ") && first.split_whitespace().count() == 5) {
+    } else if first.starts_with("#masscan")
+        || (first.starts_with("open tcp ") && first.split_whitespace().count() == 5)
+    {
         Format::MasscanList
     } else if first.starts_with('[') || first.starts_with('{') {
         Format::MasscanJson
@@ -402,16 +509,27 @@ fn parse_masscan_list(line: &str) -> Result<Option<TargetItem>, String> {
         return Ok(None);
     }
     let ip = IpAddr::from_str(ip).map_err(|_| format!("{ip:?} is not an IP address"))?;
-    Ok(Some(TargetItem::Address { ip, hostname: None, port: Some(parse_port(port)?) }))
+    Ok(Some(TargetItem::Address {
+        ip,
+        hostname: None,
+        port: Some(parse_port(port)?),
+    }))
 }
 
 /// One object per line: masscan `-oJ` (an array with objects on their own lines) and `-oD`.
 fn parse_masscan_json(line: &str) -> Result<Option<TargetItem>, String> {
-    let line = line.trim().trim_start_matches('[').trim_end_matches(']').trim().trim_matches(',').trim();
+    let line = line
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim()
+        .trim_matches(',')
+        .trim();
     if line.is_empty() {
         return Ok(None);
     }
-    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not a masscan JSON record: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("not a masscan JSON record: {e}"))?;
     let ip = value
         .get("ip")
         .and_then(|v| v.as_str())
@@ -419,26 +537,53 @@ fn parse_masscan_json(line: &str) -> Result<Option<TargetItem>, String> {
         .ok_or("record without a valid \"ip\"")?;
     // -oD: {"ip":…,"port":N,"proto":"tcp","rec_type":"status","data":{"status":"open"}}
     if let Some(port) = value.get("port").and_then(|p| p.as_u64()) {
-        let open = value.get("data").and_then(|d| d.get("status")).and_then(|s| s.as_str()) == Some("open");
-        let tcp = value.get("proto").and_then(|p| p.as_str()).is_none_or(|p| p == "tcp");
-        let status = value.get("rec_type").and_then(|r| r.as_str()).is_none_or(|r| r == "status");
+        let open = value
+            .get("data")
+            .and_then(|d| d.get("status"))
+            .and_then(|s| s.as_str())
+            == Some("open");
+        let tcp = value
+            .get("proto")
+            .and_then(|p| p.as_str())
+            .is_none_or(|p| p == "tcp");
+        let status = value
+            .get("rec_type")
+            .and_then(|r| r.as_str())
+            .is_none_or(|r| r == "status");
         if !(open && tcp && status) {
             return Ok(None);
         }
-        let port = u16::try_from(port).map_err(|_| "port out of range".to_string()).and_then(nonzero_port)?;
-        return Ok(Some(TargetItem::Address { ip, hostname: None, port: Some(port) }));
+        let port = u16::try_from(port)
+            .map_err(|_| "port out of range".to_string())
+            .and_then(nonzero_port)?;
+        return Ok(Some(TargetItem::Address {
+            ip,
+            hostname: None,
+            port: Some(port),
+        }));
     }
     // -oJ: {"ip":…,"ports":[{"port":N,"proto":"tcp","status":"open",…}]}; masscan writes one port
     // per record, so a record with several open ports keeps the first and the rest are rare.
-    let ports = value.get("ports").and_then(|p| p.as_array()).ok_or("record without \"ports\"")?;
+    let ports = value
+        .get("ports")
+        .and_then(|p| p.as_array())
+        .ok_or("record without \"ports\"")?;
     let open = ports.iter().find(|p| {
         p.get("status").and_then(|s| s.as_str()) == Some("open")
-            && p.get("proto").and_then(|s| s.as_str()).is_none_or(|s| s == "tcp")
+            && p.get("proto")
+                .and_then(|s| s.as_str())
+                .is_none_or(|s| s == "tcp")
     });
     match open.and_then(|p| p.get("port")).and_then(|p| p.as_u64()) {
         Some(port) => {
-            let port = u16::try_from(port).map_err(|_| "port out of range".to_string()).and_then(nonzero_port)?;
-            Ok(Some(TargetItem::Address { ip, hostname: None, port: Some(port) }))
+            let port = u16::try_from(port)
+                .map_err(|_| "port out of range".to_string())
+                .and_then(nonzero_port)?;
+            Ok(Some(TargetItem::Address {
+                ip,
+                hostname: None,
+                port: Some(port),
+            }))
         }
         None => Ok(None),
     }
@@ -478,7 +623,11 @@ fn parse_zmap_row(cols: &ZmapColumns, line: &str) -> Result<Option<TargetItem>, 
         Some(i) => Some(parse_port(field(i)?)?),
         None => None,
     };
-    Ok(Some(TargetItem::Address { ip, hostname: None, port }))
+    Ok(Some(TargetItem::Address {
+        ip,
+        hostname: None,
+        port,
+    }))
 }
 
 #[cfg(test)]
@@ -490,22 +639,62 @@ mod tests {
     }
 
     fn addr(ip: &str, hostname: Option<&str>, port: Option<u16>) -> TargetItem {
-        TargetItem::Address { ip: ip.parse().unwrap(), hostname: hostname.map(String::from), port }
+        TargetItem::Address {
+            ip: ip.parse().unwrap(),
+            hostname: hostname.map(String::from),
+            port,
+        }
     }
 
     #[test]
     fn generic_lines() {
         assert_eq!(item("192.0.2.7"), addr("192.0.2.7", None, None));
-        assert_eq!(item("  192.0.2.7:8443 # gateway"), addr("192.0.2.7", None, Some(8443)));
-        assert_eq!(item("[2001:db8::7]:443"), addr("2001:db8::7", None, Some(443)));
+        assert_eq!(
+            item("  192.0.2.7:8443 # gateway"),
+            addr("192.0.2.7", None, Some(8443))
+        );
+        assert_eq!(
+            item("[2001:db8::7]:443"),
+            addr("2001:db8::7", None, Some(443))
+        );
         assert_eq!(item("2001:db8::7"), addr("2001:db8::7", None, None));
-        assert_eq!(item("192.0.2.0/30"), TargetItem::Network("192.0.2.0/30".parse().unwrap()));
-        assert_eq!(item("192.0.2.1-192.0.2.9"), TargetItem::Network("192.0.2.1-192.0.2.9".parse().unwrap()));
-        assert_eq!(item("VPN.Hospital.test."), TargetItem::Host { name: "vpn.hospital.test".into(), port: None });
-        assert_eq!(item("vpn.hospital.test:8443"), TargetItem::Host { name: "vpn.hospital.test".into(), port: Some(8443) });
-        assert_eq!(item("192.0.2.7,vpn.hospital.test"), addr("192.0.2.7", Some("vpn.hospital.test"), None));
-        assert_eq!(item("192.0.2.7, vpn.hospital.test, tag, 8443"), addr("192.0.2.7", Some("vpn.hospital.test"), Some(8443)));
-        assert_eq!(item(",vpn.hospital.test"), TargetItem::Host { name: "vpn.hospital.test".into(), port: None });
+        assert_eq!(
+            item("192.0.2.0/30"),
+            TargetItem::Network("192.0.2.0/30".parse().unwrap())
+        );
+        assert_eq!(
+            item("192.0.2.1-192.0.2.9"),
+            TargetItem::Network("192.0.2.1-192.0.2.9".parse().unwrap())
+        );
+        assert_eq!(
+            item("VPN.Hospital.test."),
+            TargetItem::Host {
+                name: "vpn.hospital.test".into(),
+                port: None
+            }
+        );
+        assert_eq!(
+            item("vpn.hospital.test:8443"),
+            TargetItem::Host {
+                name: "vpn.hospital.test".into(),
+                port: Some(8443)
+            }
+        );
+        assert_eq!(
+            item("192.0.2.7,vpn.hospital.test"),
+            addr("192.0.2.7", Some("vpn.hospital.test"), None)
+        );
+        assert_eq!(
+            item("192.0.2.7, vpn.hospital.test, tag, 8443"),
+            addr("192.0.2.7", Some("vpn.hospital.test"), Some(8443))
+        );
+        assert_eq!(
+            item(",vpn.hospital.test"),
+            TargetItem::Host {
+                name: "vpn.hospital.test".into(),
+                port: None
+            }
+        );
         assert_eq!(parse_line("   # only a comment"), Ok(None));
         assert_eq!(parse_line(""), Ok(None));
     }
@@ -529,7 +718,9 @@ mod tests {
     }
 
     fn read_all(text: &str) -> Result<Vec<TargetItem>, TargetError> {
-        TargetReader::new("t", text.as_bytes())?.map(|r| r.map(|(_, i)| i)).collect()
+        TargetReader::new("t", text.as_bytes())?
+            .map(|r| r.map(|(_, i)| i))
+            .collect()
     }
 
     #[test]
@@ -542,15 +733,27 @@ mod tests {
     #[test]
     fn masscan_list() {
         let text = "#masscan\nopen tcp 443 192.0.2.7 1390380064\nclosed tcp 80 192.0.2.8 1390380064\nopen udp 53 192.0.2.9 1\n# end\n";
-        assert_eq!(read_all(text).unwrap(), vec![addr("192.0.2.7", None, Some(443))]);
+        assert_eq!(
+            read_all(text).unwrap(),
+            vec![addr("192.0.2.7", None, Some(443))]
+        );
     }
 
     #[test]
     fn masscan_json_both_flavours() {
         let oj = "[\n{   \"ip\": \"192.0.2.7\",   \"timestamp\": \"1390380064\", \"ports\": [ {\"port\": 443, \"proto\": \"tcp\", \"status\": \"open\", \"reason\": \"syn-ack\", \"ttl\": 64} ] }\n,\n{   \"ip\": \"192.0.2.8\", \"ports\": [ {\"port\": 80, \"proto\": \"tcp\", \"status\": \"open\"} ] }\n]\n";
-        assert_eq!(read_all(oj).unwrap(), vec![addr("192.0.2.7", None, Some(443)), addr("192.0.2.8", None, Some(80))]);
+        assert_eq!(
+            read_all(oj).unwrap(),
+            vec![
+                addr("192.0.2.7", None, Some(443)),
+                addr("192.0.2.8", None, Some(80))
+            ]
+        );
         let od = "{\"ip\":\"192.0.2.7\",\"timestamp\":\"1\",\"port\":8443,\"proto\":\"tcp\",\"rec_type\":\"status\",\"data\":{\"status\":\"open\"}}\n{\"ip\":\"192.0.2.7\",\"port\":8443,\"proto\":\"tcp\",\"rec_type\":\"banner\",\"data\":{}}\n";
-        assert_eq!(read_all(od).unwrap(), vec![addr("192.0.2.7", None, Some(8443))]);
+        assert_eq!(
+            read_all(od).unwrap(),
+            vec![addr("192.0.2.7", None, Some(8443))]
+        );
         assert!(read_all("[\n{\"ip\": \"nope\", \"ports\": []}\n]").is_err());
     }
 
@@ -559,7 +762,10 @@ mod tests {
         let text = "saddr,daddr,sport,dport,seqnum,acknum,window,ttl,classification,success,repeat,cooldown,timestamp-str\n\
 127.0.0.1,127.0.0.9,18080,43282,3861107620,252935218,65495,64,synack,1,0,1,2026-11-28T02:47:51.461+0000\n\
 127.0.0.2,127.0.0.9,18080,43283,1,2,0,64,rst,0,0,1,2026-11-28T02:47:51.461+0000\n";
-        assert_eq!(read_all(text).unwrap(), vec![addr("127.0.0.1", None, Some(18080))]);
+        assert_eq!(
+            read_all(text).unwrap(),
+            vec![addr("127.0.0.1", None, Some(18080))]
+        );
     }
 
     #[test]
@@ -576,7 +782,10 @@ mod tests {
 </nmaprun>"#;
         assert_eq!(
             read_all(text).unwrap(),
-            vec![addr("127.0.0.1", Some("vpn.hospital.test"), Some(443)), addr("127.0.0.1", Some("vpn.hospital.test"), Some(8443))]
+            vec![
+                addr("127.0.0.1", Some("vpn.hospital.test"), Some(443)),
+                addr("127.0.0.1", Some("vpn.hospital.test"), Some(8443))
+            ]
         );
         assert!(read_all("<?xml version=\"1.0\"?><nmaprun><host><address addr=\"x\" addrtype=\"ipv4\"/></host></nmaprun>").is_err());
         assert!(read_all("<?xml version=\"1.0\"?><nmaprun><host></nmaprn>").is_err());
@@ -587,7 +796,11 @@ mod tests {
         let mut junk: Vec<u8> = (0u8..=255).cycle().take(10_000).collect();
         junk.extend_from_slice(b"\n\xff\xfe\n");
         let r = TargetReader::new("junk", junk.as_slice()).unwrap();
-        assert!(r.map(|x| x.map(|_| ())).collect::<Result<Vec<_>, _>>().is_err());
+        assert!(
+            r.map(|x| x.map(|_| ()))
+                .collect::<Result<Vec<_>, _>>()
+                .is_err()
+        );
         let long = "a".repeat(MAX_LINE + 10);
         assert!(read_all(&long).is_err());
     }
