@@ -19,7 +19,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openssl::ssl::{SslAcceptor, SslMethod, SslVersion};
+use openssl::ssl::{SslAcceptor, SslMethod, SslOptions, SslVersion};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -397,6 +397,9 @@ fn acceptor(
     let cert = certs::self_signed(spec, key)?;
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
     if legacy {
+        // The Mozilla profile switches old protocols off with options that
+        // set_min_proto_version does not undo.
+        builder.clear_options(SslOptions::NO_TLSV1 | SslOptions::NO_TLSV1_1);
         builder.set_security_level(0);
         builder.set_min_proto_version(Some(SslVersion::TLS1))?;
         builder.set_max_proto_version(Some(SslVersion::TLS1))?;

@@ -1,0 +1,206 @@
+//! Flags and subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wachter",
+    version,
+    about = "Find every exposed instance of a vulnerable appliance in a constituency, classify it, and track it until it is fixed.",
+    long_about = "wachter scans the networks of a CERT's constituency for internet-facing appliances, records \
+exactly what each one answered (TLS certificate, byte-exact HTTP evidence), and keeps the results for \
+notification and re-scans.\n\n\
+Start with `wachter demo`: it runs a lab of simulated hosts on loopback addresses and scans it, with \
+no network and no set-up.",
+    after_help = "EXIT CODES:\n  0    done\n  2    bad usage, configuration or input (nothing was scanned)\n  3    wachter failed while working (output not writable, address in use)\n  130  interrupted; the records written so far are complete\n\n\
+CONFIGURATION:\n  A TOML file (--config, $WACHTER_CONFIG, or ./wachter.toml) and WACHTER_* variables\n  (WACHTER_SCAN__RATE=200 sets [scan] rate). Flags win over both.\n  Logging: -v, -vv, or WACHTER_LOG=debug."
+)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scan targets: reachability, TLS, certificates and HTTP evidence, one JSON record per service.
+    #[command(long_about = SCAN_HELP)]
+    Scan(ScanArgs),
+    /// Serve simulated hosts on loopback addresses, with a ground-truth manifest.
+    Lab(LabArgs),
+    /// Run a lab, scan it and report: the whole job in one command, on loopback only.
+    Demo(DemoArgs),
+}
+
+const SCAN_HELP: &str = "Scan targets: reachability, TLS, certificates and HTTP evidence, one JSON record per service.
+
+TARGETS can be:
+  192.0.2.0/24  2001:db8::/120  192.0.2.10-192.0.2.20   networks and ranges (crossed with --ports)
+  192.0.2.7  192.0.2.7:8443  [2001:db8::7]:443           addresses, with or without a port
+  vpn.example.nl  vpn.example.nl:8443                     hostnames (every A/AAAA, name kept for SNI/Host)
+  192.0.2.7,vpn.example.nl                                address with the name to present (no DNS)
+  @FILE                                                   a file of the above, or masscan -oL/-oJ/-oD,
+                                                          zmap CSV or nmap XML output
+  -                                                       the same from standard input
+
+Nothing outside the scope is contacted: --scope (or [scan] scope in the config) lists the networks
+you may touch; the opt-out file is always honoured; loopback, private and other IANA special-purpose
+ranges are refused unless the scope names them explicitly (e.g. --scope 127.0.0.0/8).
+
+Networks are visited in a keyed random order (--seed); --shard i/n splits a scan across workers
+(same --seed everywhere). Records go to stdout (or --output) as JSON Lines (schema
+wachter.service/1, see docs/record-schema.md); a summary goes to stderr, or to stdout with --output.
+
+Examples:
+  wachter scan --scope 192.0.2.0/24 192.0.2.0/24
+  wachter scan --scope @constituency.txt --ports 443,8443 @targets.txt -o results.jsonl
+  masscan ... -oL open.txt && wachter scan --scope @constituency.txt @open.txt";
+
+#[derive(Args, Debug, Clone)]
+pub struct ScanArgs {
+    /// Targets (see above); at least one.
+    #[arg(required = true, value_name = "TARGETS")]
+    pub targets: Vec<String>,
+    /// Ports for targets without their own: `443`, `80,443`, `8000-8100`.
+    #[arg(short, long)]
+    pub ports: Option<String>,
+    /// Networks a connection may go to (CIDR, range, or @file); repeatable.
+    #[arg(long, value_name = "NETS")]
+    pub scope: Vec<String>,
+    /// Opt-out file: networks never to contact (one per line).
+    #[arg(long, value_name = "FILE")]
+    pub opt_out: Option<PathBuf>,
+    /// Seed of the random order (printed in the summary; required with --shard).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Take shard i of n (1-based): `--shard 2/4`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// New connections per second, 0 = unlimited.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// New connections per second to one IPv4 /24 or IPv6 /48, 0 = unlimited.
+    #[arg(long)]
+    pub per_network_rate: Option<u32>,
+    /// Probes in flight at once.
+    #[arg(short = 'c', long)]
+    pub concurrency: Option<usize>,
+    /// Connect timeout in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub connect_timeout: Option<u64>,
+    /// TLS handshake timeout in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub tls_timeout: Option<u64>,
+    /// Timeout of one HTTP exchange in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub response_timeout: Option<u64>,
+    /// Total budget for one service in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub target_timeout: Option<u64>,
+    /// Extra connection attempts after a connect timeout.
+    #[arg(long)]
+    pub retries: Option<u32>,
+    /// TCP connect only (port discovery): no TLS, no HTTP.
+    #[arg(long)]
+    pub discover: bool,
+    /// Request this path (byte for byte) after `/`; repeatable.
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Nameserver for hostname targets (`ip:port`); the system resolver by default.
+    #[arg(long)]
+    pub resolver: Option<SocketAddr>,
+    /// Write records here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LabArgs {
+    /// Loopback addresses to serve (CIDR or range inside 127.0.0.0/8).
+    #[arg(long, default_value = "127.20.0.0/24")]
+    pub hosts: String,
+    /// Port every host listens on.
+    #[arg(long, default_value_t = 8443)]
+    pub port: u16,
+    /// Weighted behaviours, e.g. `https=5,http=3,tarpit=1` (default: every behaviour once).
+    #[arg(long)]
+    pub mix: Option<String>,
+    /// Fraction of addresses that get a host; the others are closed.
+    #[arg(long, default_value_t = 1.0)]
+    pub density: f64,
+    /// Seed of the behaviour assignment.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the ground-truth manifest (JSON Lines) here.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Key type of lab certificates: rsa or ecdsa.
+    #[arg(long, default_value = "rsa")]
+    pub key: String,
+    /// Milliseconds between the bytes of a slow-drip host.
+    #[arg(long, default_value_t = 500)]
+    pub drip_ms: u64,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Loopback block for the demo lab.
+    #[arg(long, default_value = "127.77.0.0/27")]
+    pub hosts: String,
+    /// Port of the demo lab.
+    #[arg(long, default_value_t = 8443)]
+    pub port: u16,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An error with the exit code it deserves.
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: exit::USAGE,
+            error: error.into(),
+        }
+    }
+
+    pub fn failed(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: exit::FAILURE,
+            error: error.into(),
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<u8, Failure> {
+    let config = crate::config::Config::load(cli.config.as_deref()).map_err(Failure::usage)?;
+    match cli.command {
+        Command::Scan(args) => crate::scan::run(args, &config.scan).await,
+        Command::Lab(args) => crate::demo::run_lab(args).await,
+        Command::Demo(args) => crate::demo::run_demo(args, &config.scan).await,
+    }
+}

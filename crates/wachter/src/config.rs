@@ -1,0 +1,131 @@
+//! The configuration file and its environment overrides.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file (`--config`, `WACHTER_CONFIG`,
+//! or `./wachter.toml` when present), `WACHTER_*` environment variables (`__` separates
+//! sections: `WACHTER_SCAN__RATE=200`), then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything the config file can set.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub scan: ScanConfig,
+}
+
+/// `[scan]`: how scans behave unless a flag says otherwise.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanConfig {
+    /// Ports scanned for targets without their own port.
+    pub ports: String,
+    /// The scope: networks a connection may go to. Empty means the public Internet (the
+    /// IANA special-purpose ranges are excluded unless named here).
+    pub scope: Vec<String>,
+    /// A file with more scope networks, one per line.
+    pub scope_file: Option<PathBuf>,
+    /// Opt-out list honoured by every scan: networks never contacted.
+    pub opt_out_file: Option<PathBuf>,
+    /// New connections per second, all targets together. 0 = unlimited.
+    pub rate: u32,
+    /// New connections per second to one IPv4 /24 (IPv6 /48). 0 = unlimited.
+    pub per_network_rate: u32,
+    /// Probes in flight at once.
+    pub concurrency: usize,
+    pub connect_timeout_ms: u64,
+    pub tls_timeout_ms: u64,
+    pub response_timeout_ms: u64,
+    /// The whole budget for one service, every connection and request included.
+    pub target_timeout_ms: u64,
+    /// Extra connection attempts after a connect timeout.
+    pub retries: u32,
+    /// Body bytes kept per response.
+    pub max_body: usize,
+    pub user_agent: String,
+    /// A nameserver `ip:port` for hostname targets; the system resolver when unset.
+    pub resolver: Option<String>,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            ports: "443".into(),
+            scope: Vec::new(),
+            scope_file: None,
+            opt_out_file: None,
+            rate: 1000,
+            per_network_rate: 20,
+            concurrency: 512,
+            connect_timeout_ms: 5000,
+            tls_timeout_ms: 10_000,
+            response_timeout_ms: 10_000,
+            target_timeout_ms: 30_000,
+            retries: 1,
+            max_body: 64 * 1024,
+            user_agent: wachter_net::DEFAULT_USER_AGENT.into(),
+            resolver: None,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the file, then the environment.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let from_env = std::env::var_os("WACHTER_CONFIG").map(PathBuf::from);
+        match explicit.map(Path::to_path_buf).or(from_env) {
+            Some(path) => {
+                if !path.is_file() {
+                    anyhow::bail!("config file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => {
+                let local = Path::new("wachter.toml");
+                if local.is_file() {
+                    figment = figment.merge(Toml::file(local));
+                }
+            }
+        }
+        figment = figment.merge(
+            Env::prefixed("WACHTER_")
+                .ignore(&["CONFIG", "LOG"])
+                .split("__"),
+        );
+        figment
+            .extract()
+            .context("invalid configuration (file or WACHTER_* environment)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("custom.toml", "[scan]\nrate = 50\nports = \"443,8443\"\n")?;
+            jail.set_env("WACHTER_SCAN__RATE", "70");
+            let config = Config::load(Some(Path::new("custom.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.scan.rate, 70);
+            assert_eq!(config.scan.ports, "443,8443");
+            assert_eq!(config.scan.per_network_rate, 20);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("wachter.toml", "[scan]\nrat = 50\n")?;
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,288 @@
+//! `wachter lab` and `wachter demo`.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use wachter_core::addr::{IpRange, RangeSet};
+use wachter_core::order::Shard;
+use wachter_core::ports::PortList;
+use wachter_core::record::ServiceRecord;
+use wachter_lab::{Behaviour, HostSpec, KeyKind, Lab, LabOptions, LabPlan, Mix};
+use wachter_net::connect::{ConnectOptions, RateLimits};
+use wachter_net::dns::DnsConfig;
+use wachter_net::http::{HttpLimits, RequestSpec};
+use wachter_net::probe::{ProbeConfig, ProbeDepth};
+use wachter_scan::ScanOptions;
+use wachter_scan::inputs::Source;
+use wachter_scan::output::Collect;
+
+use crate::cli::{DemoArgs, Failure, LabArgs};
+use crate::config::ScanConfig;
+use crate::exit;
+use crate::scan::{Settings, execute, stop_on_interrupt};
+
+pub async fn run_lab(args: LabArgs) -> Result<u8, Failure> {
+    let hosts: IpRange = args
+        .hosts
+        .parse()
+        .map_err(|e| Failure::usage(anyhow!("--hosts: {e}")))?;
+    let mix = match &args.mix {
+        Some(text) => text.parse::<Mix>().map_err(Failure::usage)?,
+        None => Mix::all(),
+    };
+    if !(0.0..=1.0).contains(&args.density) {
+        return Err(Failure::usage(anyhow!("--density must be between 0 and 1")));
+    }
+    let key = match args.key.as_str() {
+        "rsa" => KeyKind::Rsa,
+        "ecdsa" => KeyKind::Ecdsa,
+        other => {
+            return Err(Failure::usage(anyhow!(
+                "--key: {other:?} is neither rsa nor ecdsa"
+            )));
+        }
+    };
+    let plan = LabPlan {
+        hosts: RangeSet::from_ranges([hosts]),
+        port: args.port,
+        mix,
+        density: args.density,
+        seed: args.seed,
+    };
+    let specs = wachter_lab::plan(&plan).map_err(Failure::usage)?;
+    crate::scan::fit_concurrency(specs.len() + 1024);
+    let options = LabOptions {
+        key,
+        drip_interval: Duration::from_millis(args.drip_ms),
+        log_requests: false,
+    };
+    let lab = Lab::start(specs, &options).await.map_err(Failure::failed)?;
+    if let Some(path) = &args.manifest {
+        std::fs::write(path, wachter_lab::manifest_jsonl(lab.manifest()))
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(Failure::failed)?;
+    }
+    let serving = lab
+        .manifest()
+        .iter()
+        .filter(|h| h.behaviour != Behaviour::Closed)
+        .count();
+    eprintln!(
+        "wachter lab: {serving} hosts listening in {} on port {} (Ctrl-C to stop)",
+        args.hosts, args.port
+    );
+    match args.duration {
+        Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Every behaviour in turn over the block, so a small demo shows all of them.
+fn demo_hosts(block: &IpRange, port: u16) -> Vec<HostSpec> {
+    let mut hosts = Vec::new();
+    let mut offset = 0u128;
+    while let Some(ip) = block.nth(offset) {
+        let behaviour = Behaviour::ALL[(offset % Behaviour::ALL.len() as u128) as usize];
+        hosts.push(HostSpec {
+            ip,
+            port,
+            behaviour,
+            hostname: None,
+        });
+        offset += 1;
+    }
+    hosts
+}
+
+pub async fn run_demo(args: DemoArgs, config: &ScanConfig) -> Result<u8, Failure> {
+    let block: IpRange = args
+        .hosts
+        .parse()
+        .map_err(|e| Failure::usage(anyhow!("--hosts: {e}")))?;
+    if block.len() > 4096 {
+        return Err(Failure::usage(anyhow!(
+            "--hosts: the demo takes at most 4096 addresses"
+        )));
+    }
+    let specs = demo_hosts(&block, args.port);
+    let options = LabOptions {
+        key: KeyKind::Ecdsa,
+        drip_interval: Duration::from_millis(200),
+        log_requests: false,
+    };
+    eprintln!(
+        "wachter demo: starting a lab of {} simulated hosts in {} (port {}) …",
+        specs.len(),
+        args.hosts,
+        args.port
+    );
+    let lab = Lab::start(specs, &options).await.map_err(Failure::failed)?;
+
+    let settings = Settings {
+        scope: vec![block],
+        opt_out: Vec::new(),
+        connect: ConnectOptions {
+            connect_timeout: Duration::from_secs(1),
+            retries: 0,
+            limits: RateLimits {
+                global: None,
+                per_network: None,
+            },
+        },
+        probe: ProbeConfig {
+            depth: ProbeDepth::Http,
+            requests: vec![RequestSpec::get("root", "/")],
+            http: HttpLimits {
+                max_head: 64 * 1024,
+                max_body: config.max_body,
+                response_timeout: Duration::from_secs(2),
+            },
+            tls_timeout: Duration::from_secs(2),
+            target_timeout: Duration::from_secs(4),
+            user_agent: config.user_agent.clone(),
+            ..ProbeConfig::default()
+        },
+        options: ScanOptions {
+            ports: PortList::single(args.port),
+            seed: 1,
+            shard: Shard::WHOLE,
+            concurrency: 256,
+            shuffle_window: 4096,
+            progress: false,
+        },
+        dns: DnsConfig::System,
+    };
+    eprintln!(
+        "wachter demo: scanning (scope {}, deadline 4 s per host) …",
+        args.hosts
+    );
+    let collected = Arc::new(Mutex::new(Vec::new()));
+    let sink = Box::new(Collect(collected.clone()));
+    let summary = execute(
+        settings,
+        &[Source::Argument(args.hosts.clone())],
+        sink,
+        stop_on_interrupt(),
+    )
+    .await?;
+    let records: Vec<ServiceRecord> = collected.lock().map(|r| r.clone()).unwrap_or_default();
+
+    let mut out = std::io::stdout().lock();
+    let mismatches =
+        compare(&mut out, lab.manifest(), &records, args.json).map_err(Failure::failed)?;
+    crate::summary::print(&mut out, &summary, args.json).map_err(Failure::failed)?;
+    if mismatches > 0 {
+        return Err(Failure::failed(anyhow!(
+            "{mismatches} hosts differ from the lab's ground truth"
+        )));
+    }
+    if !args.json {
+        writeln!(out, "\nEvery host matches the lab's ground truth.").map_err(Failure::failed)?;
+    }
+    Ok(exit::OK)
+}
+
+/// Prints found versus expected per host; returns the number of mismatches.
+fn compare(
+    out: &mut dyn Write,
+    manifest: &[HostSpec],
+    records: &[ServiceRecord],
+    json: bool,
+) -> std::io::Result<usize> {
+    let mut mismatches = 0;
+    let mut rows = Vec::new();
+    for host in manifest {
+        let (status, protocol) = host.behaviour.expected();
+        let found = records
+            .iter()
+            .find(|r| r.ip == host.ip && r.port == host.port);
+        let found_pair = found.map(|r| (r.status, r.protocol));
+        let ok = found_pair == Some((status, protocol));
+        if !ok {
+            mismatches += 1;
+        }
+        rows.push((host, status, protocol, found, ok));
+    }
+    if json {
+        let value: Vec<_> = rows
+            .iter()
+            .map(|(h, s, p, f, ok)| {
+                serde_json::json!({
+                    "ip": h.ip, "port": h.port, "behaviour": h.behaviour,
+                    "expected": {"status": s, "protocol": p},
+                    "found": f.map(|r| serde_json::json!({"status": r.status, "protocol": r.protocol})),
+                    "match": ok,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut *out, &value).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+        return Ok(mismatches);
+    }
+    writeln!(
+        out,
+        "\n  {:<16} {:<20} {:<22} {:<22} {}",
+        "host", "lab behaviour", "expected", "found", "evidence"
+    )?;
+    for (host, status, protocol, found, ok) in rows {
+        let show =
+            |s: wachter_core::record::Status, p: Option<wachter_core::record::Protocol>| match p {
+                Some(p) => format!("{s}/{}", p.as_str()),
+                None => s.to_string(),
+            };
+        let (found_text, evidence) = match found {
+            Some(r) => (show(r.status, r.protocol), evidence(r)),
+            None => ("(no record)".into(), String::new()),
+        };
+        let mark = if ok { "" } else { "  ✗ MISMATCH" };
+        writeln!(
+            out,
+            "  {:<16} {:<20} {:<22} {:<22} {evidence}{mark}",
+            host.ip.to_string(),
+            host.behaviour.name(),
+            show(status, protocol),
+            found_text
+        )?;
+    }
+    Ok(mismatches)
+}
+
+/// A one-line excerpt of what the service said, escaped for the terminal.
+fn evidence(r: &ServiceRecord) -> String {
+    let clip = |s: String| {
+        if s.chars().count() > 48 {
+            format!("{}…", s.chars().take(48).collect::<String>())
+        } else {
+            s
+        }
+    };
+    if let Some(ex) = r.http.first() {
+        let status = ex
+            .status_line
+            .as_ref()
+            .map(|b| b.to_display())
+            .unwrap_or_else(|| format!("{:?}", ex.outcome).to_lowercase());
+        let tls = r
+            .tls
+            .as_ref()
+            .and_then(|t| t.version.clone())
+            .map(|v| format!("{v} "))
+            .unwrap_or_default();
+        return clip(format!("{tls}{status}"));
+    }
+    if let Some(banner) = &r.banner {
+        return clip(banner.to_display());
+    }
+    if let Some(tls) = r.tls.as_ref().and_then(|t| t.failure.clone()) {
+        return clip(format!("TLS: {tls}"));
+    }
+    r.error
+        .as_ref()
+        .map(|e| clip(format!("{}: {}", e.kind, e.detail)))
+        .unwrap_or_default()
+}

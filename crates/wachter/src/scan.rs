@@ -1,0 +1,257 @@
+//! `wachter scan`: resolve the settings, build the pipeline, run it, print the summary.
+
+use std::io::{IsTerminal, Write};
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use wachter_core::addr::IpRange;
+use wachter_core::order::Shard;
+use wachter_core::ports::PortList;
+use wachter_core::scope::ScopePolicy;
+use wachter_net::connect::{ConnectOptions, Connector, RateLimits};
+use wachter_net::dns::{Dns, DnsConfig};
+use wachter_net::http::{HttpLimits, RequestSpec};
+use wachter_net::probe::{ProbeConfig, ProbeDepth, Prober};
+use wachter_scan::inputs::{Source, TargetInputs, read_network_list};
+use wachter_scan::output::{JsonLines, RecordSink};
+use wachter_scan::{ScanOptions, ScanSummary, run_scan};
+
+use crate::cli::{Failure, ScanArgs};
+use crate::config::ScanConfig;
+use crate::exit;
+
+/// A scan's settings after config, environment and flags are merged and checked.
+pub struct Settings {
+    pub scope: Vec<IpRange>,
+    pub opt_out: Vec<IpRange>,
+    pub connect: ConnectOptions,
+    pub probe: ProbeConfig,
+    pub options: ScanOptions,
+    pub dns: DnsConfig,
+}
+
+impl Settings {
+    pub fn resolve(args: &ScanArgs, config: &ScanConfig) -> Result<Settings, Failure> {
+        let ports: PortList = args
+            .ports
+            .as_deref()
+            .unwrap_or(&config.ports)
+            .parse()
+            .map_err(Failure::usage)?;
+        let mut scope = Vec::new();
+        let scope_words: Vec<&str> = if args.scope.is_empty() {
+            config.scope.iter().map(String::as_str).collect()
+        } else {
+            args.scope.iter().map(String::as_str).collect()
+        };
+        for word in scope_words {
+            for part in word.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                match part.strip_prefix('@') {
+                    Some(file) => {
+                        scope.extend(read_network_list(Path::new(file)).map_err(Failure::usage)?)
+                    }
+                    None => scope.push(
+                        part.parse::<IpRange>()
+                            .map_err(|e| Failure::usage(anyhow!("--scope: {e}")))?,
+                    ),
+                }
+            }
+        }
+        if args.scope.is_empty()
+            && let Some(file) = &config.scope_file
+        {
+            scope.extend(read_network_list(file).map_err(Failure::usage)?);
+        }
+        let opt_out = match args.opt_out.as_ref().or(config.opt_out_file.as_ref()) {
+            Some(file) => read_network_list(file).map_err(Failure::usage)?,
+            None => Vec::new(),
+        };
+        let shard: Shard = match &args.shard {
+            Some(text) => text.parse().map_err(Failure::usage)?,
+            None => Shard::WHOLE,
+        };
+        if shard.count() > 1 && args.seed.is_none() {
+            return Err(Failure::usage(anyhow!(
+                "--shard needs --seed: every shard of a scan must use the same seed"
+            )));
+        }
+        let seed = args.seed.unwrap_or_else(random_seed);
+        let ms = |flag: Option<u64>, configured: u64| {
+            Duration::from_millis(flag.unwrap_or(configured).max(1))
+        };
+        let connect = ConnectOptions {
+            connect_timeout: ms(args.connect_timeout, config.connect_timeout_ms),
+            retries: args.retries.unwrap_or(config.retries),
+            limits: RateLimits {
+                global: NonZeroU32::new(args.rate.unwrap_or(config.rate)),
+                per_network: NonZeroU32::new(
+                    args.per_network_rate.unwrap_or(config.per_network_rate),
+                ),
+            },
+        };
+        let mut requests = vec![RequestSpec::get("root", "/")];
+        for (i, path) in args.paths.iter().enumerate() {
+            requests.push(RequestSpec::get(&format!("path{}", i + 1), path));
+        }
+        let probe = ProbeConfig {
+            depth: if args.discover {
+                ProbeDepth::Connect
+            } else {
+                ProbeDepth::Http
+            },
+            requests,
+            http: HttpLimits {
+                max_head: 64 * 1024,
+                max_body: config.max_body,
+                response_timeout: ms(args.response_timeout, config.response_timeout_ms),
+            },
+            tls_timeout: ms(args.tls_timeout, config.tls_timeout_ms),
+            target_timeout: ms(args.target_timeout, config.target_timeout_ms),
+            user_agent: config.user_agent.clone(),
+            ..ProbeConfig::default()
+        };
+        let dns = match args.resolver {
+            Some(addr) => DnsConfig::Server(addr),
+            None => match &config.resolver {
+                Some(text) => DnsConfig::Server(text.parse().map_err(|_| {
+                    Failure::usage(anyhow!("[scan] resolver: {text:?} is not ip:port"))
+                })?),
+                None => DnsConfig::System,
+            },
+        };
+        let options = ScanOptions {
+            ports,
+            seed,
+            shard,
+            concurrency: args.concurrency.unwrap_or(config.concurrency).max(1),
+            shuffle_window: 4096,
+            progress: !args.no_progress && std::io::stderr().is_terminal(),
+        };
+        Ok(Settings {
+            scope,
+            opt_out,
+            connect,
+            probe,
+            options,
+            dns,
+        })
+    }
+}
+
+fn random_seed() -> u64 {
+    // Not cryptographic: the seed only spreads the order, and it is printed for reuse.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    (nanos as u64) ^ ((std::process::id() as u64) << 32)
+}
+
+/// Raises the open-file limit and returns how many probes may be in flight.
+pub fn fit_concurrency(wanted: usize) -> usize {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    // Keep descriptors for the output, the resolver, the lab in the same process, …
+    let room = limit.saturating_sub(256).max(16) as usize;
+    if wanted > room {
+        tracing::warn!(
+            wanted,
+            room,
+            "concurrency lowered to fit the open-file limit"
+        );
+    }
+    wanted.min(room)
+}
+
+/// Builds the pipeline from settings and runs it.
+pub async fn execute(
+    settings: Settings,
+    sources: &[Source],
+    sink: Box<dyn RecordSink>,
+    stop: Arc<AtomicBool>,
+) -> Result<ScanSummary, Failure> {
+    let inputs = TargetInputs::prepare(sources).map_err(Failure::usage)?;
+    let policy = Arc::new(ScopePolicy::new(&settings.scope, &settings.opt_out));
+    let connector = Arc::new(Connector::new(policy, settings.connect.clone()));
+    let prober = Arc::new(
+        Prober::new(connector, settings.probe.clone())
+            .map_err(|e| Failure::failed(anyhow!("cannot set up OpenSSL: {e}")))?,
+    );
+    let dns = if inputs.streamed_items > 0 {
+        Some(
+            Dns::new(
+                &settings.dns,
+                settings.probe.tls_timeout.min(Duration::from_secs(5)),
+                256,
+            )
+            .map_err(Failure::failed)?,
+        )
+    } else {
+        None
+    };
+    let mut options = settings.options.clone();
+    options.concurrency = fit_concurrency(options.concurrency);
+    run_scan(inputs, &options, prober, dns, sink, stop)
+        .await
+        .map_err(|e| match e {
+            wachter_scan::engine::ScanError::Order(e) => Failure::usage(e),
+            other => Failure::failed(other),
+        })
+}
+
+/// Sets `stop` on the first Ctrl-C; exits at once on the second.
+pub fn stop_on_interrupt() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+            eprintln!(
+                "wachter: stopping; finishing the probes in flight (Ctrl-C again to quit now)"
+            );
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(exit::INTERRUPTED as i32);
+            }
+        }
+    });
+    stop
+}
+
+pub async fn run(args: ScanArgs, config: &ScanConfig) -> Result<u8, Failure> {
+    let settings = Settings::resolve(&args, config)?;
+    let sources: Vec<Source> = args.targets.iter().map(|t| Source::from_arg(t)).collect();
+    let sink: Box<dyn RecordSink> = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))
+                .map_err(Failure::failed)?;
+            Box::new(JsonLines::new(file))
+        }
+        None => Box::new(JsonLines::new(std::io::stdout())),
+    };
+    let stop = stop_on_interrupt();
+    let summary = execute(settings, &sources, sink, stop).await?;
+    // Records own stdout unless they went to a file.
+    let printed = if args.output.is_some() {
+        crate::summary::print(&mut std::io::stdout().lock(), &summary, args.json)
+    } else {
+        crate::summary::print(&mut std::io::stderr().lock(), &summary, args.json)
+    };
+    if let Err(e) = printed
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(Failure::failed(e));
+    }
+    let _ = std::io::stdout().flush();
+    if let Some(reason) = &summary.stopped_by {
+        return Err(Failure::failed(anyhow!("scan stopped early: {reason}")));
+    }
+    Ok(if summary.interrupted {
+        exit::INTERRUPTED
+    } else {
+        exit::OK
+    })
+}
