@@ -403,12 +403,9 @@ impl<R: BufRead> TargetReader<R> {
                                 }
                             }
                         }
-                        b"hostname" => {
-                            // Only names the user gave; PTR names are not proof of ownership.
-                            if attr(b"type").as_deref() == Some("user") {
-                                host.hostname =
-                                    attr(b"name").and_then(|n| normalise_hostname(&n).ok());
-                            }
+                        // Only names the user gave; PTR names are not proof of ownership.
+                        b"hostname" if attr(b"type").as_deref() == Some("user") => {
+                            host.hostname = attr(b"name").and_then(|n| normalise_hostname(&n).ok());
                         }
                         b"port" => {
                             let tcp = attr(b"protocol").as_deref() == Some("tcp");

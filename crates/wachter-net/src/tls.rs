@@ -23,7 +23,7 @@ use openssl::nid::Nid;
 use openssl::pkey::Id;
 use openssl::ssl::{ErrorCode, SslConnector, SslMethod, SslOptions, SslVerifyMode, SslVersion};
 use openssl::x509::{X509NameRef, X509Ref};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, timeout_at};
 use tokio_openssl::SslStream;
 use wachter_core::record::{Certificate, TlsInfo};
@@ -36,6 +36,9 @@ const LEGACY_SERVER_CONNECT: u64 = 0x4;
 
 /// How many of the first received bytes are kept to explain a failed handshake.
 const KEEP_FIRST: usize = 512;
+
+/// How long to wait for the rest of a non-TLS banner after OpenSSL gave up on it.
+const BANNER_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// The TLS stream type probes run HTTP over.
 pub type TlsStream = SslStream<Recorder<GuardedStream>>;
@@ -149,8 +152,18 @@ impl TlsClient {
                 }
             }
             Ok(Err(e)) => {
-                let received = tls.get_ref().first_bytes().to_vec();
+                let mut received = tls.get_ref().first_bytes().to_vec();
                 let failure = classify_failure(&e, &received);
+                if failure == TlsFailure::OtherProtocol {
+                    // OpenSSL stops after a record header's worth of bytes; read on a little
+                    // so the banner (`SSH-2.0-…`) is kept whole.
+                    let until = deadline.min(Instant::now() + BANNER_GRACE);
+                    let mut more = vec![0u8; KEEP_FIRST.saturating_sub(received.len())];
+                    if let Ok(Ok(n)) = timeout_at(until, tls.get_mut().inner.read(&mut more)).await
+                    {
+                        received.extend_from_slice(&more[..n]);
+                    }
+                }
                 info.failure = Some(failure_reason(&e, failure, &received));
                 Handshake::Failed {
                     info,

@@ -307,18 +307,40 @@ fn write_records(
     let mut tally = Tally::default();
     let mut error = None;
     let mut last_message = 0u64;
-    while let Some(record) = rx.blocking_recv() {
-        tally.add(&record);
-        progress.inc(1);
-        if error.is_none()
-            && let Err(e) = sink.write(&record)
-        {
-            // Broken pipe (`| head`) ends the scan quietly; anything else is reported.
-            stop.store(true, Ordering::Relaxed);
-            error = Some(e);
+    let mut batch = Vec::with_capacity(1024);
+    loop {
+        // Drain what is there, then nap: polling keeps senders from waking this thread
+        // once per record (a futex round trip each), which costs more than the write.
+        match rx.try_recv() {
+            Ok(record) => batch.push(record),
+            Err(mpsc::error::TryRecvError::Empty) => {
+                if batch.is_empty() {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                if batch.is_empty() {
+                    break;
+                }
+            }
+        }
+        if batch.len() < 1024 && !rx.is_empty() {
+            continue;
+        }
+        for record in batch.drain(..) {
+            tally.add(&record);
+            if error.is_none()
+                && let Err(e) = sink.write(&record)
+            {
+                // Broken pipe (`| head`) ends the scan quietly; anything else is reported.
+                stop.store(true, Ordering::Relaxed);
+                error = Some(e);
+            }
         }
         let n = tally.services;
-        if n - last_message >= 64 || n < 64 {
+        progress.set_position(n);
+        if n - last_message >= 64 {
             last_message = n;
             progress.set_message(progress_message(&tally));
         }

@@ -37,6 +37,23 @@ impl<W: Write + Send> RecordSink for JsonLines<W> {
     }
 }
 
+/// Passes on only the records of open ports.
+pub struct OpenOnly(pub Box<dyn RecordSink>);
+
+impl RecordSink for OpenOnly {
+    fn write(&mut self, record: &ServiceRecord) -> io::Result<()> {
+        if record.status == Status::Open {
+            self.0.write(record)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.0.finish()
+    }
+}
+
 /// Collects records in memory: for tests and for callers that post-process a small scan.
 #[derive(Default)]
 pub struct Collect(pub std::sync::Arc<std::sync::Mutex<Vec<ServiceRecord>>>);

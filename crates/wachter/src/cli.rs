@@ -122,6 +122,9 @@ pub struct ScanArgs {
     /// Write records here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write only records of open ports (the summary still counts every service).
+    #[arg(long)]
+    pub open_only: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,

@@ -52,7 +52,8 @@ pub async fn run_lab(args: LabArgs) -> Result<u8, Failure> {
         seed: args.seed,
     };
     let specs = wachter_lab::plan(&plan).map_err(Failure::usage)?;
-    crate::scan::fit_concurrency(specs.len() + 1024);
+    // One descriptor per listener plus the connections it serves.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let options = LabOptions {
         key,
         drip_interval: Duration::from_millis(args.drip_ms),
@@ -226,8 +227,8 @@ fn compare(
     }
     writeln!(
         out,
-        "\n  {:<16} {:<20} {:<22} {:<22} {}",
-        "host", "lab behaviour", "expected", "found", "evidence"
+        "\n  {:<16} {:<20} {:<22} {:<22} evidence",
+        "host", "lab behaviour", "expected", "found"
     )?;
     for (host, status, protocol, found, ok) in rows {
         let show =

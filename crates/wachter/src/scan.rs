@@ -17,7 +17,7 @@ use wachter_net::dns::{Dns, DnsConfig};
 use wachter_net::http::{HttpLimits, RequestSpec};
 use wachter_net::probe::{ProbeConfig, ProbeDepth, Prober};
 use wachter_scan::inputs::{Source, TargetInputs, read_network_list};
-use wachter_scan::output::{JsonLines, RecordSink};
+use wachter_scan::output::{JsonLines, OpenOnly, RecordSink};
 use wachter_scan::{ScanOptions, ScanSummary, run_scan};
 
 use crate::cli::{Failure, ScanArgs};
@@ -231,6 +231,11 @@ pub async fn run(args: ScanArgs, config: &ScanConfig) -> Result<u8, Failure> {
             Box::new(JsonLines::new(file))
         }
         None => Box::new(JsonLines::new(std::io::stdout())),
+    };
+    let sink: Box<dyn RecordSink> = if args.open_only {
+        Box::new(OpenOnly(sink))
+    } else {
+        sink
     };
     let stop = stop_on_interrupt();
     let summary = execute(settings, &sources, sink, stop).await?;

@@ -1,0 +1,257 @@
+//! The command line as a user runs it: exit codes, error messages, input formats, output.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use wachter_lab::{Behaviour, HostSpec, KeyKind, Lab, LabOptions};
+
+fn wachter(args: &[&str]) -> Output {
+    wachter_with_stdin(args, None)
+}
+
+fn wachter_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wachter"))
+        .args(args)
+        .env_remove("WACHTER_CONFIG")
+        .current_dir(std::env::temp_dir())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn temp(name: &str, content: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("wachter-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+fn records(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+async fn lab(block_start: &str, behaviours: &[Behaviour]) -> Lab {
+    let first: std::net::Ipv4Addr = block_start.parse().unwrap();
+    let hosts = behaviours
+        .iter()
+        .enumerate()
+        .map(|(i, b)| HostSpec {
+            ip: std::net::Ipv4Addr::from(u32::from(first) + i as u32).into(),
+            port: 18443,
+            behaviour: *b,
+            hostname: None,
+        })
+        .collect();
+    Lab::start(
+        hosts,
+        &LabOptions {
+            key: KeyKind::Ecdsa,
+            drip_interval: Duration::from_millis(50),
+            log_requests: false,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[test]
+fn a_malformed_target_line_stops_the_scan_before_it_starts() {
+    let file = temp(
+        "targets.txt",
+        "127.40.0.1\n# comment\nvpn..bad\n127.40.0.2\n",
+    );
+    let out = wachter(&[
+        "scan",
+        "--scope",
+        "127.40.0.0/24",
+        &format!("@{}", file.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("targets.txt:3:"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing may be scanned");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(
+        wachter(&["scan", "--shard", "2/4", "127.0.0.1"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        wachter(&["scan", "--ports", "0", "127.0.0.1"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        wachter(&["scan", "--scope", "nonsense", "127.0.0.1"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(wachter(&["scan"]).status.code(), Some(2));
+    assert_eq!(
+        wachter(&["lab", "--hosts", "145.1.2.0/30", "--duration", "1"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let help = wachter(&["scan", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("masscan"));
+}
+
+#[test]
+fn loopback_is_refused_unless_the_scope_names_it() {
+    let out = wachter(&["scan", "--ports", "18443", "127.41.0.1", "127.41.0.2:9"]);
+    assert_eq!(out.status.code(), Some(0));
+    let recs = records(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(recs.len(), 2);
+    for r in &recs {
+        assert_eq!(r["status"], "blocked");
+        assert_eq!(r["blocked_by"], "special_purpose");
+        assert_eq!(r["connections"], 0);
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("special_purpose"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_go_to_the_output_file_and_the_summary_to_stdout() {
+    let _lab = lab("127.42.0.1", &[Behaviour::Https, Behaviour::Http]).await;
+    let output = std::env::temp_dir().join(format!("wachter-cli-{}-out.jsonl", std::process::id()));
+    let out_path = output.display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        wachter(&[
+            "scan",
+            "--scope",
+            "127.42.0.0/24",
+            "--ports",
+            "18443",
+            "--seed",
+            "3",
+            "--json",
+            "-o",
+            &out_path,
+            "127.42.0.0/29",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["services"], 8);
+    assert_eq!(summary["seed"], 3);
+    assert_eq!(summary["by_status"]["open"], 2);
+    assert_eq!(summary["by_status"]["closed"], 6);
+    let recs = records(&std::fs::read_to_string(&output).unwrap());
+    assert_eq!(recs.len(), 8);
+    assert!(recs.iter().all(|r| r["schema"] == "wachter.service/1"));
+    let https = recs.iter().find(|r| r["ip"] == "127.42.0.1").unwrap();
+    assert_eq!(https["protocol"], "https");
+    assert_eq!(https["http"][0]["status"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_scanner_output_and_opt_out() {
+    let _lab = lab("127.43.0.1", &[Behaviour::Http, Behaviour::Http]).await;
+    let masscan = temp(
+        "masscan.txt",
+        "#masscan\nopen tcp 18443 127.43.0.1 1390380064\nopen tcp 18443 127.43.0.2 1390380064\n# end\n",
+    );
+    let opt_out = temp(
+        "opt-out.txt",
+        "# hospital asked not to be scanned\n127.43.0.2\n",
+    );
+    let args = vec![
+        "scan".to_string(),
+        "--scope".into(),
+        "127.43.0.0/24".into(),
+        "--opt-out".into(),
+        opt_out.display().to_string(),
+        "--ports".into(),
+        "18443".into(),
+        "-".into(),
+        format!("@{}", masscan.display()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        wachter_with_stdin(&args, Some("127.43.0.1,vpn.lab.test\n"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = records(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(recs.len(), 3);
+    let named = recs
+        .iter()
+        .find(|r| r["hostname"] == "vpn.lab.test")
+        .unwrap();
+    assert_eq!(named["status"], "open");
+    assert!(
+        named["http"][0]["request"]
+            .as_str()
+            .unwrap()
+            .contains("Host: vpn.lab.test:18443\r\n")
+    );
+    let opted_out = recs.iter().find(|r| r["ip"] == "127.43.0.2").unwrap();
+    assert_eq!(opted_out["status"], "blocked");
+    assert_eq!(opted_out["blocked_by"], "opt_out");
+}
+
+#[test]
+fn demo_runs_end_to_end() {
+    let out = wachter(&[
+        "demo",
+        "--hosts",
+        "127.78.0.0/27",
+        "--port",
+        "18443",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The comparison (an array) comes first, then the scan summary.
+    let mut values = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
+    let hosts = values.next().unwrap().unwrap();
+    let hosts = hosts.as_array().unwrap();
+    assert_eq!(hosts.len(), 32);
+    assert!(hosts.iter().all(|h| h["match"] == true));
+    let summary = values.next().unwrap().unwrap();
+    assert_eq!(summary["services"], 32);
+}
