@@ -697,6 +697,7 @@ async fn read_chunked<S: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn request_line_is_verbatim() {
@@ -791,5 +792,124 @@ mod tests {
         let mut bad = Chunked::default();
         bad.feed(b"zz\r\n", 100);
         assert!(bad.problem.is_some());
+    }
+
+    /// Serves `response` on an in-memory pipe (then closes) and runs one exchange on it.
+    async fn against(response: Vec<u8>) -> Exchanged {
+        let (mut client, mut server) = tokio::io::duplex(256 * 1024);
+        tokio::spawn(async move {
+            let mut request = vec![0u8; 4096];
+            let _ = server.read(&mut request).await;
+            let _ = server.write_all(&response).await;
+        });
+        let limits = HttpLimits {
+            max_head: 8 * 1024,
+            max_body: 1024,
+            response_timeout: Duration::from_secs(5),
+        };
+        let request = render_request(&RequestSpec::get("t", "/"), "h", "ua").unwrap();
+        exchange(
+            &mut client,
+            "t",
+            request,
+            1,
+            &limits,
+            Instant::now() + Duration::from_secs(5),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn framing_decides_reuse() {
+        let ok = against(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()).await;
+        assert!(ok.reusable && ok.exchange.body_complete);
+        let chunked = against(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n".to_vec(),
+        )
+        .await;
+        assert!(chunked.reusable);
+        assert_eq!(chunked.exchange.body.unwrap().as_bytes(), b"ok");
+        let close = against(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        )
+        .await;
+        assert!(!close.reusable);
+        let extra = against(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA".to_vec()).await;
+        assert!(
+            !extra.reusable,
+            "bytes beyond the framed body poison the connection"
+        );
+        let http10 = against(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()).await;
+        assert!(!http10.reusable);
+        let until_close = against(b"HTTP/1.1 200 OK\r\n\r\nbody until close".to_vec()).await;
+        assert!(!until_close.reusable && until_close.exchange.body_complete);
+        let conflicting = against(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nokk".to_vec(),
+        )
+        .await;
+        assert!(!conflicting.reusable);
+    }
+
+    #[tokio::test]
+    async fn bare_403_then_close_is_a_response() {
+        let ex = against(b"HTTP/1.1 403 Forbidden\r\n\r\n".to_vec())
+            .await
+            .exchange;
+        assert_eq!(ex.outcome, HttpOutcome::Response);
+        assert_eq!(ex.status, Some(403));
+        assert!(ex.body_complete);
+        let cut = against(b"HTTP/1.1 302 Found\r\nLocation: /vpn/index.html".to_vec())
+            .await
+            .exchange;
+        assert_eq!(
+            cut.status,
+            Some(302),
+            "a head cut short by the close still parses"
+        );
+    }
+
+    #[tokio::test]
+    async fn hostile_answers_give_outcomes_not_panics() {
+        assert_eq!(
+            against(Vec::new()).await.exchange.outcome,
+            HttpOutcome::Closed
+        );
+        assert_eq!(
+            against(b"SSH-2.0-x\r\n".to_vec()).await.exchange.outcome,
+            HttpOutcome::NotHttp
+        );
+        let mut huge_head = b"HTTP/1.1 200 OK\r\n".to_vec();
+        huge_head.extend(std::iter::repeat_n(b'a', 20_000));
+        assert_eq!(
+            against(huge_head).await.exchange.outcome,
+            HttpOutcome::HeadTooLarge
+        );
+        let bad_chunks =
+            against(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec()).await;
+        assert!(!bad_chunks.exchange.body_complete && !bad_chunks.reusable);
+        // Random byte soup, some of it starting like HTTP: every answer yields a value.
+        let mut state = 0x1234_5678_u64;
+        for round in 0..300 {
+            let mut bytes = if round % 2 == 0 {
+                b"HTTP/1.1 200 OK\r\n".to_vec()
+            } else {
+                Vec::new()
+            };
+            let len = (state % 3000) as usize;
+            for _ in 0..len {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let b = (state >> 56) as u8;
+                bytes.push(if b.is_multiple_of(7) { b'\n' } else { b });
+            }
+            let ex = against(bytes).await;
+            assert!(
+                ex.exchange
+                    .body
+                    .as_ref()
+                    .is_none_or(|b| b.as_bytes().len() <= 8 * 1024)
+            );
+        }
     }
 }
