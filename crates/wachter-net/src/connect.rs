@@ -369,6 +369,27 @@ mod tests {
     }
 
     #[test]
+    fn local_exhaustion_is_not_a_target_fact() {
+        for errno in [24, 23, 105, 99] {
+            assert!(
+                matches!(
+                    classify(&io::Error::from_raw_os_error(errno)),
+                    ErrorClass::Local
+                ),
+                "errno {errno}"
+            );
+        }
+        assert!(matches!(
+            classify(&io::Error::from(io::ErrorKind::ConnectionRefused)),
+            ErrorClass::Refused
+        ));
+        assert!(matches!(
+            classify(&io::Error::from_raw_os_error(113)),
+            ErrorClass::Unreachable
+        ));
+    }
+
+    #[test]
     fn politeness_keys_group_networks() {
         let key = |s: &str| network_key(s.parse().unwrap());
         assert_eq!(key("127.0.5.1"), key("127.0.5.254"));

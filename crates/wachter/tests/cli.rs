@@ -255,3 +255,24 @@ fn demo_runs_end_to_end() {
     let summary = values.next().unwrap().unwrap();
     assert_eq!(summary["services"], 32);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_descriptors_is_never_a_closed_port() {
+    // 24 descriptors for the whole process and 64 probes wanted: connects hit EMFILE, which
+    // must be retried after a pause, never recorded as closed.
+    let _lab = lab("127.44.0.1", &[Behaviour::Http; 40]).await;
+    let out = tokio::task::spawn_blocking(|| {
+        let script = format!(
+            "ulimit -n 24 && exec {} scan --scope 127.44.0.0/24 --ports 18443 --discover --rate 0 --per-network-rate 0 -c 64 --json 127.44.0.1-127.44.0.40",
+            env!("CARGO_BIN_EXE_wachter")
+        );
+        Command::new("sh").arg("-c").arg(script).env_remove("WACHTER_CONFIG").output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let recs = records(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(recs.len(), 40);
+    assert!(recs.iter().all(|r| r["status"] == "open"), "{stderr}");
+}
