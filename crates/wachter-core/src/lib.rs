@@ -6,8 +6,11 @@
 //! scope decision ([`scope::ScopePolicy`]) is the same code wherever it is enforced.
 
 pub mod addr;
+pub mod assessment;
+pub mod check;
 pub mod order;
 pub mod ports;
 pub mod record;
+pub mod safety;
 pub mod scope;
 pub mod targets;

@@ -16,6 +16,7 @@ use serde::de::{self, Deserializer};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::assessment::Assessment;
 use crate::scope::Refusal;
 
 /// The value of every record's `schema` field.
@@ -50,6 +51,9 @@ pub struct ServiceRecord {
     /// TCP connections opened for this service (retries and reconnects included).
     pub connections: u32,
     pub timings: Timings,
+    /// What the check packs concluded (product, build, probe state, CVE verdicts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Assessment>,
 }
 
 /// Reachability of the port.
@@ -278,6 +282,7 @@ impl ServiceRecord {
             banner: None,
             connections: 0,
             timings: Timings::default(),
+            checks: Vec::new(),
         }
     }
 }

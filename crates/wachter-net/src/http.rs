@@ -19,28 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, timeout_at};
 use wachter_core::record::{Blob, HttpExchange, HttpOutcome};
 
-/// One request of a probe plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestSpec {
-    /// A short stable name that tells the exchanges of a record apart (`root`, `p1`, …).
-    pub name: String,
-    pub method: String,
-    /// The request target exactly as it goes on the wire: `/vpn/../vpns/cfg/smb.conf`.
-    pub target: Vec<u8>,
-    /// Extra headers after `Host`, `User-Agent`, `Accept` and `Connection`.
-    pub headers: Vec<(String, String)>,
-}
-
-impl RequestSpec {
-    pub fn get(name: &str, target: &str) -> Self {
-        RequestSpec {
-            name: name.to_string(),
-            method: "GET".into(),
-            target: target.as_bytes().to_vec(),
-            headers: Vec::new(),
-        }
-    }
-}
+pub use wachter_core::check::RequestSpec;
 
 /// Size and time caps of one exchange.
 #[derive(Clone, Copy, Debug)]
@@ -68,10 +47,12 @@ pub enum RequestError {
     Injection(&'static str),
     #[error("request method {0:?} is not an HTTP token")]
     Method(String),
+    #[error("request refused by the safety deny-list: {0}")]
+    Forbidden(&'static str),
 }
 
-/// Renders the request bytes. The target is copied verbatim; only bytes that would end the
-/// request line early (CR, LF, NUL) are refused.
+/// Renders the request bytes. The target is copied verbatim; requests on the safety
+/// deny-list and bytes that would end the request line early (CR, LF, NUL) are refused.
 pub fn render_request(
     spec: &RequestSpec,
     host: &str,
@@ -727,6 +708,11 @@ mod tests {
         let mut m = RequestSpec::get("x", "/");
         m.method = "GET /x".into();
         assert!(render_request(&m, "h", "ua").is_err());
+        let exploit = RequestSpec::get("x", "/vpn/../vpns/portal/scripts/newbm.pl");
+        assert!(matches!(
+            render_request(&exploit, "h", "ua"),
+            Err(RequestError::Forbidden(_))
+        ));
     }
 
     #[test]

@@ -23,6 +23,8 @@ use tokio::time::Instant;
 use wachter_core::record::{Blob, ErrorInfo, HttpOutcome, Protocol, ServiceRecord, Status};
 
 use crate::connect::{ConnectOutcome, Connector, GuardedStream};
+use wachter_core::check::{Check, StaticPlan, TargetContext};
+
 use crate::http::{HttpLimits, RequestSpec, exchange, host_header, render_request};
 use crate::tls::{Handshake, TlsClient, TlsFailure, TlsStream};
 
@@ -43,11 +45,17 @@ pub enum ProbeDepth {
     Http,
 }
 
+/// The most requests one service gets, whatever a check plans.
+const MAX_REQUESTS_PER_SERVICE: usize = 32;
+
 /// Everything a probe needs to know, fixed for a scan.
 #[derive(Clone, Debug)]
 pub struct ProbeConfig {
     pub depth: ProbeDepth,
-    pub requests: Vec<RequestSpec>,
+    /// The check pack that plans the requests and assesses the record.
+    pub check: Arc<dyn Check>,
+    /// Mixed into anything random a check sends (control paths).
+    pub seed: u64,
     pub http: HttpLimits,
     pub tls_timeout: Duration,
     /// The total deadline for one target, all connections and requests included.
@@ -61,7 +69,8 @@ impl Default for ProbeConfig {
     fn default() -> Self {
         ProbeConfig {
             depth: ProbeDepth::Http,
-            requests: vec![RequestSpec::get("root", "/")],
+            check: Arc::new(StaticPlan::new(vec![RequestSpec::get("root", "/")])),
+            seed: 0,
             http: HttpLimits::default(),
             tls_timeout: Duration::from_secs(10),
             target_timeout: Duration::from_secs(30),
@@ -140,7 +149,20 @@ impl Prober {
             }
         }
         record.timings.total_ms = started.elapsed().as_millis() as u64;
+        if let Some(assessment) = self.config.check.assess(&record) {
+            record.checks.push(assessment);
+        }
         record
+    }
+
+    fn context<'a>(&self, target: &'a Target, transport: Transport) -> TargetContext<'a> {
+        TargetContext {
+            ip: target.ip,
+            port: target.port,
+            hostname: target.hostname.as_deref(),
+            tls: transport == Transport::Tls,
+            seed: self.config.seed,
+        }
     }
 
     /// Connects, recording the outcome; `None` when there is no connection.
@@ -322,7 +344,11 @@ impl Prober {
         record: &mut ServiceRecord,
         first_try: bool,
     ) -> Attempt {
-        let Some(spec) = self.config.requests.first() else {
+        let Some(spec) = self
+            .config
+            .check
+            .next_request(&self.context(target, Transport::Plain), &[])
+        else {
             return Attempt::Stop;
         };
         let mut conn = Conn::Plain(stream);
@@ -330,7 +356,7 @@ impl Prober {
             .send(
                 target,
                 &mut conn,
-                spec,
+                &spec,
                 Transport::Plain,
                 record.connections,
                 deadline,
@@ -353,7 +379,7 @@ impl Prober {
                 let reusable = ex.reusable;
                 record.http.push(ex.exchange);
                 let next = if reusable { Some(conn) } else { None };
-                self.continue_plan(target, next, Transport::Plain, 1, deadline, record)
+                self.continue_plan(target, next, Transport::Plain, deadline, record)
                     .await;
                 Attempt::Done
             }
@@ -398,21 +424,25 @@ impl Prober {
         deadline: Instant,
         record: &mut ServiceRecord,
     ) {
-        self.continue_plan(target, Some(conn), transport, 0, deadline, record)
+        self.continue_plan(target, Some(conn), transport, deadline, record)
             .await;
     }
 
-    /// Runs the plan from request `from`, reconnecting when the server closed.
+    /// Runs the check's plan from where the record stands, reconnecting when the server
+    /// closed a connection.
     async fn continue_plan(
         &self,
         target: &Target,
         mut conn: Option<Conn>,
         transport: Transport,
-        from: usize,
         deadline: Instant,
         record: &mut ServiceRecord,
     ) {
-        for (i, spec) in self.config.requests.iter().enumerate().skip(from) {
+        let context = self.context(target, transport);
+        while record.http.len() < MAX_REQUESTS_PER_SERVICE {
+            let Some(spec) = self.config.check.next_request(&context, &record.http) else {
+                return;
+            };
             if Instant::now() >= deadline {
                 record.error.get_or_insert(ErrorInfo {
                     kind: "deadline".into(),
@@ -431,7 +461,7 @@ impl Prober {
                 .send(
                     target,
                     &mut current,
-                    spec,
+                    &spec,
                     transport,
                     record.connections,
                     deadline,
@@ -440,13 +470,14 @@ impl Prober {
             else {
                 return;
             };
+            let first = record.http.is_empty();
             let spoke_http = ex.exchange.outcome == HttpOutcome::Response;
             let reusable = ex.reusable;
             record.http.push(ex.exchange);
             if spoke_http && transport == Transport::Tls {
                 record.protocol = Some(Protocol::Https);
             }
-            if i == 0 && !spoke_http {
+            if first && !spoke_http {
                 // The service does not answer HTTP; more requests will not change that.
                 return;
             }

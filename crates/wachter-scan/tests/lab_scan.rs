@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wachter_core::addr::IpRange;
+use wachter_core::check::StaticPlan;
 use wachter_core::order::Shard;
 use wachter_core::ports::PortList;
 use wachter_core::record::{HttpOutcome, Protocol, ServiceRecord, Status};
@@ -65,7 +66,8 @@ impl Scan {
         };
         let probe = ProbeConfig {
             depth: self.depth,
-            requests: self.requests.clone(),
+            check: Arc::new(StaticPlan::new(self.requests.clone())),
+            seed: 42,
             http: HttpLimits {
                 max_head: 16 * 1024,
                 max_body: self.max_body,

@@ -113,7 +113,11 @@ pub struct ScanArgs {
     /// TCP connect only (port discovery): no TLS, no HTTP.
     #[arg(long)]
     pub discover: bool,
-    /// Request this path (byte for byte) after `/`; repeatable.
+    /// Check pack: `netscaler` (fingerprint, build, CVE-2019-19781 probes, CVE rules) or
+    /// `none` (only `GET /` and the --path requests).
+    #[arg(long, default_value = "netscaler")]
+    pub check: String,
+    /// With --check none: request this path (byte for byte) after `/`; repeatable.
     #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<String>,
     /// Nameserver for hostname targets (`ip:port`); the system resolver by default.

@@ -12,7 +12,7 @@ use wachter_core::record::ServiceRecord;
 use wachter_lab::{Behaviour, HostSpec, KeyKind, Lab, LabOptions, LabPlan, Mix};
 use wachter_net::connect::{ConnectOptions, RateLimits};
 use wachter_net::dns::DnsConfig;
-use wachter_net::http::{HttpLimits, RequestSpec};
+use wachter_net::http::HttpLimits;
 use wachter_net::probe::{ProbeConfig, ProbeDepth};
 use wachter_scan::ScanOptions;
 use wachter_scan::inputs::Source;
@@ -137,7 +137,8 @@ pub async fn run_demo(args: DemoArgs, config: &ScanConfig) -> Result<u8, Failure
         },
         probe: ProbeConfig {
             depth: ProbeDepth::Http,
-            requests: vec![RequestSpec::get("root", "/")],
+            check: Arc::new(wachter_checks::netscaler::NetscalerCheck::builtin()),
+            seed: 1,
             http: HttpLimits {
                 max_head: 64 * 1024,
                 max_body: config.max_body,

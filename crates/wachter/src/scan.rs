@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use wachter_core::addr::IpRange;
+use wachter_core::check::{Check, StaticPlan};
 use wachter_core::order::Shard;
 use wachter_core::ports::PortList;
 use wachter_core::scope::ScopePolicy;
@@ -93,17 +94,36 @@ impl Settings {
                 ),
             },
         };
-        let mut requests = vec![RequestSpec::get("root", "/")];
-        for (i, path) in args.paths.iter().enumerate() {
-            requests.push(RequestSpec::get(&format!("path{}", i + 1), path));
-        }
+        let check: Arc<dyn Check> = match args.check.as_str() {
+            "none" => {
+                let mut requests = vec![RequestSpec::get("root", "/")];
+                for (i, path) in args.paths.iter().enumerate() {
+                    requests.push(RequestSpec::get(&format!("path{}", i + 1), path));
+                }
+                Arc::new(StaticPlan::new(requests))
+            }
+            name => {
+                if !args.paths.is_empty() {
+                    return Err(Failure::usage(anyhow!(
+                        "--path goes with --check none; the {name} check plans its own requests"
+                    )));
+                }
+                wachter_checks::by_name(name).ok_or_else(|| {
+                    Failure::usage(anyhow!(
+                        "--check: unknown check {name:?}; known: none, {}",
+                        wachter_checks::NAMES.join(", ")
+                    ))
+                })?
+            }
+        };
         let probe = ProbeConfig {
             depth: if args.discover {
                 ProbeDepth::Connect
             } else {
                 ProbeDepth::Http
             },
-            requests,
+            check,
+            seed,
             http: HttpLimits {
                 max_head: 64 * 1024,
                 max_body: config.max_body,
