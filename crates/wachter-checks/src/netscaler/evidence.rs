@@ -80,7 +80,7 @@ pub fn vhash(body: &[u8]) -> Option<String> {
         if preceded_ok && hex.len() == 32 {
             return Some(hex.to_ascii_lowercase());
         }
-        rest = &candidate[..];
+        rest = candidate;
     }
     None
 }
