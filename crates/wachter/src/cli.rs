@@ -35,7 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// Scan targets: reachability, TLS, certificates and HTTP evidence, one JSON record per service.
     #[command(long_about = SCAN_HELP)]
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// Serve simulated hosts on loopback addresses, with a ground-truth manifest.
     Lab(LabArgs),
     /// Run a lab, scan it and report: the whole job in one command, on loopback only.
@@ -206,7 +206,7 @@ impl Failure {
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
     let config = crate::config::Config::load(cli.config.as_deref()).map_err(Failure::usage)?;
     match cli.command {
-        Command::Scan(args) => crate::scan::run(args, &config.scan).await,
+        Command::Scan(args) => crate::scan::run(*args, &config.scan).await,
         Command::Lab(args) => crate::demo::run_lab(args).await,
         Command::Demo(args) => crate::demo::run_demo(args, &config.scan).await,
     }
