@@ -46,6 +46,26 @@ pub struct CertSpec {
 }
 
 impl CertSpec {
+    /// The certificate a NetScaler makes for itself at first boot (`create_default_certificate`).
+    pub fn netscaler_default(code: &str) -> Self {
+        CertSpec {
+            subject: [
+                ("C", "US"),
+                ("ST", "California"),
+                ("L", "San Jose"),
+                ("O", "Citrix ANG"),
+                ("OU", "NS Internal"),
+                ("CN", &format!("default {code}")),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            dns_sans: Vec::new(),
+            not_before_days_ago: 2000,
+            valid_days: 5475,
+        }
+    }
+
     /// A certificate for `name` with the name as CN and SAN.
     pub fn for_name(name: &str) -> Self {
         CertSpec {

@@ -10,7 +10,9 @@
 
 pub mod certs;
 pub mod dns;
+pub mod netscaler;
 pub mod serve;
+pub mod truth;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -27,6 +29,20 @@ use wachter_core::addr::RangeSet;
 use wachter_core::record::{Protocol, Status};
 
 pub use certs::KeyKind;
+pub use netscaler::Appliance;
+
+/// What the NetScaler check must report for a lab host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ExpectedNetscaler {
+    pub product: wachter_core::assessment::Product,
+    pub probe: Option<wachter_core::assessment::ProbeState>,
+    pub version: Option<&'static str>,
+    pub cve_2019_19781: wachter_core::assessment::Verdict,
+    pub honeypot: bool,
+    pub catch_all: bool,
+    pub default_certificate: bool,
+    pub legacy_tls: bool,
+}
 pub use serve::{LoggedRequest, RequestLog};
 
 /// What a lab host does with a connection.
@@ -59,10 +75,34 @@ pub enum Behaviour {
     OtherProtocol,
     /// A NetScaler-responder-style bare `HTTP/1.1 403 Forbidden\r\n\r\n`, then close.
     Bare403,
+    /// NetScaler Gateway 13.0-47.22, unpatched and unmitigated, default certificate.
+    NsVulnerable,
+    /// NetScaler 12.1-50.28: the responder mitigation is configured but does not work.
+    NsBrokenMitigation,
+    /// NetScaler 12.1-55.13 behind the CTX267679 responder policy.
+    NsMitigated,
+    /// NetScaler 13.0-47.24, the fixed build.
+    NsPatched,
+    /// NetScaler 14.1-43.50 with only the LogonPoint (RfWebUI) login.
+    NsLogonPoint,
+    /// A 2026 NetScaler build whose rdx_en.json.gz stamp is zeroed.
+    NsStampZero,
+    /// NetScaler 12.1-55.18 serving rdx_en.json.gz inside a transfer gzip.
+    NsTransferGzip,
+    /// NetScaler 12.1-50.31, vulnerable, speaking only TLS 1.0 with AES128-SHA.
+    NsLegacyTls,
+    /// NetScaler 13.0-41.20, vulnerable, on plain HTTP.
+    NsPlainHttp,
+    /// NetScaler 13.0-36.27, vulnerable, whose Gateway answers only for its SNI hostname.
+    NsSniVhost,
+    /// A honeypot imitating a vulnerable NetScaler: 200 for everything.
+    Honeypot,
+    /// A web application answering 200 for any path.
+    CatchAll,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 13] = [
+    pub const ALL: [Behaviour; 25] = [
         Behaviour::Http,
         Behaviour::Https,
         Behaviour::LegacyTls,
@@ -76,6 +116,18 @@ impl Behaviour {
         Behaviour::ResetMidResponse,
         Behaviour::OtherProtocol,
         Behaviour::Bare403,
+        Behaviour::NsVulnerable,
+        Behaviour::NsBrokenMitigation,
+        Behaviour::NsMitigated,
+        Behaviour::NsPatched,
+        Behaviour::NsLogonPoint,
+        Behaviour::NsStampZero,
+        Behaviour::NsTransferGzip,
+        Behaviour::NsLegacyTls,
+        Behaviour::NsPlainHttp,
+        Behaviour::NsSniVhost,
+        Behaviour::Honeypot,
+        Behaviour::CatchAll,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -93,7 +145,224 @@ impl Behaviour {
             Behaviour::ResetMidResponse => "reset_mid_response",
             Behaviour::OtherProtocol => "other_protocol",
             Behaviour::Bare403 => "bare_403",
+            Behaviour::NsVulnerable => "ns_vulnerable",
+            Behaviour::NsBrokenMitigation => "ns_broken_mitigation",
+            Behaviour::NsMitigated => "ns_mitigated",
+            Behaviour::NsPatched => "ns_patched",
+            Behaviour::NsLogonPoint => "ns_logonpoint",
+            Behaviour::NsStampZero => "ns_stamp_zero",
+            Behaviour::NsTransferGzip => "ns_transfer_gzip",
+            Behaviour::NsLegacyTls => "ns_legacy_tls",
+            Behaviour::NsPlainHttp => "ns_plain_http",
+            Behaviour::NsSniVhost => "ns_sni_vhost",
+            Behaviour::Honeypot => "honeypot",
+            Behaviour::CatchAll => "catch_all",
         }
+    }
+
+    /// The simulated appliance behind a NetScaler behaviour.
+    pub fn appliance(&self) -> Option<Appliance> {
+        use netscaler::{Exposure::*, Login::*};
+        let app = |version, stamp, vhash, login, exposure| Appliance {
+            version: Some(version),
+            stamp,
+            vhash,
+            login,
+            exposure,
+            transfer_gzip: false,
+        };
+        Some(match self {
+            Behaviour::NsVulnerable => app(
+                "13.0-47.22",
+                1574967982,
+                Some("fedb4ba86b5edcbc86081f2893dc9fdf"),
+                Classic,
+                Vulnerable,
+            ),
+            Behaviour::NsBrokenMitigation => app(
+                "12.1-50.28",
+                1543395386,
+                Some("26df0e65fba681faaeb333058a8b28bf"),
+                Classic,
+                Vulnerable,
+            ),
+            Behaviour::NsMitigated => app(
+                "12.1-55.13",
+                1572931127,
+                Some("8c62b39f7068ea2f3d3f7d40860c0cd4"),
+                Classic,
+                Mitigated,
+            ),
+            Behaviour::NsPatched => app(
+                "13.0-47.24",
+                1579525745,
+                Some("fd96bc8977256003de05ed84270b90bb"),
+                Classic,
+                Patched,
+            ),
+            Behaviour::NsLogonPoint => app("14.1-43.50", 1740156084, None, LogonPoint, Patched),
+            Behaviour::NsStampZero => Appliance {
+                version: None,
+                stamp: 0,
+                vhash: None,
+                login: LogonPoint,
+                exposure: Patched,
+                transfer_gzip: false,
+            },
+            Behaviour::NsTransferGzip => Appliance {
+                transfer_gzip: true,
+                ..app(
+                    "12.1-55.18",
+                    1579524387,
+                    Some("02d30141fd053d5c3448bf04fbedb8d6"),
+                    Classic,
+                    Patched,
+                )
+            },
+            Behaviour::NsLegacyTls => app(
+                "12.1-50.31",
+                1547833294,
+                Some("d3b5c691a4cfcc6769da8dc4e40f511d"),
+                Classic,
+                Vulnerable,
+            ),
+            Behaviour::NsPlainHttp => app(
+                "13.0-41.20",
+                1568102085,
+                Some("43a8abf580ea09a5fa8aa1bd579280b9"),
+                Classic,
+                Vulnerable,
+            ),
+            Behaviour::NsSniVhost => app(
+                "13.0-36.27",
+                1557769307,
+                Some("86b4b2567b05dff896aae46d6e0765bc"),
+                Classic,
+                Vulnerable,
+            ),
+            _ => return None,
+        })
+    }
+
+    /// Whether the host speaks TLS.
+    pub fn needs_tls(&self) -> bool {
+        !matches!(
+            self,
+            Behaviour::Http
+                | Behaviour::Closed
+                | Behaviour::SilentClose
+                | Behaviour::Tarpit
+                | Behaviour::SlowDrip
+                | Behaviour::EndlessBody
+                | Behaviour::Garbage
+                | Behaviour::TlsAlert
+                | Behaviour::ResetMidResponse
+                | Behaviour::OtherProtocol
+                | Behaviour::Bare403
+                | Behaviour::NsPlainHttp
+        )
+    }
+
+    fn legacy_tls(&self) -> bool {
+        matches!(self, Behaviour::LegacyTls | Behaviour::NsLegacyTls)
+    }
+
+    /// The hostname a host is reached under, for SNI-only virtual hosts.
+    pub fn vhost(&self) -> Option<&'static str> {
+        (*self == Behaviour::NsSniVhost).then_some("vpn.sni-only.test")
+    }
+
+    /// The certificate a TLS host presents (without SNI, for SNI-only hosts).
+    fn certificate(&self) -> certs::CertSpec {
+        let org = |cn: &str, sans: &[&str]| certs::CertSpec {
+            subject: vec![
+                ("C".into(), "NL".into()),
+                ("O".into(), "wachter lab".into()),
+                ("CN".into(), cn.into()),
+            ],
+            dns_sans: sans.iter().map(|s| s.to_string()).collect(),
+            not_before_days_ago: 60,
+            valid_days: 730,
+        };
+        match self {
+            Behaviour::NsVulnerable
+            | Behaviour::NsBrokenMitigation
+            | Behaviour::NsTransferGzip
+            | Behaviour::NsLegacyTls
+            | Behaviour::NsSniVhost => certs::CertSpec::netscaler_default("QZKXWP"),
+            Behaviour::NsMitigated => org(
+                "vpn.ziekenhuis-a.test",
+                &["vpn.ziekenhuis-a.test", "*.ziekenhuis-a.test"],
+            ),
+            Behaviour::NsPatched => org("gateway.gemeente-b.test", &["gateway.gemeente-b.test"]),
+            Behaviour::NsLogonPoint => org(
+                "remote.waterschap-c.test",
+                &["remote.waterschap-c.test", "*.waterschap-c.test"],
+            ),
+            Behaviour::NsStampZero => org("vpn.provincie-d.test", &["vpn.provincie-d.test"]),
+            _ => certs::CertSpec::for_name("lab.wachter.test"),
+        }
+    }
+
+    /// What the NetScaler check must conclude for this host, reached with or without its
+    /// SNI hostname. `None` for hosts that give the check nothing to assess.
+    pub fn expected_netscaler(&self, with_hostname: bool) -> Option<ExpectedNetscaler> {
+        use wachter_core::assessment::{ProbeState as P, Product::*, Verdict as V};
+        let ns = |probe, version: Option<&'static str>, verdict| ExpectedNetscaler {
+            product: Netscaler,
+            probe: Some(probe),
+            version,
+            cve_2019_19781: verdict,
+            honeypot: false,
+            catch_all: false,
+            default_certificate: matches!(self.certificate().subject.last(), Some((_, cn)) if cn.starts_with("default ")),
+            legacy_tls: self.legacy_tls(),
+        };
+        let other = |probe, catch_all| ExpectedNetscaler {
+            product: NotNetscaler,
+            probe,
+            version: None,
+            cve_2019_19781: V::NotApplicable,
+            honeypot: false,
+            catch_all,
+            default_certificate: false,
+            legacy_tls: self.legacy_tls(),
+        };
+        let version = self.appliance().and_then(|a| a.version);
+        Some(match self {
+            Behaviour::NsVulnerable
+            | Behaviour::NsBrokenMitigation
+            | Behaviour::NsLegacyTls
+            | Behaviour::NsPlainHttp => ns(P::Vulnerable, version, V::Vulnerable),
+            Behaviour::NsMitigated => ns(P::Mitigated, version, V::Mitigated),
+            Behaviour::NsPatched
+            | Behaviour::NsLogonPoint
+            | Behaviour::NsTransferGzip
+            | Behaviour::NsStampZero => ns(P::NotVulnerable, version, V::Patched),
+            Behaviour::NsSniVhost if with_hostname => ExpectedNetscaler {
+                default_certificate: false,
+                ..ns(P::Vulnerable, version, V::Vulnerable)
+            },
+            // Without SNI: the default virtual server, known only by its certificate.
+            Behaviour::NsSniVhost => ns(P::NotVulnerable, None, V::Unknown),
+            Behaviour::Honeypot => ExpectedNetscaler {
+                product: Unknown,
+                probe: Some(P::Inconclusive),
+                cve_2019_19781: V::Unknown,
+                honeypot: true,
+                ..other(None, false)
+            },
+            // Every path answers 200 (whole, endless or cut short): catch-all servers.
+            Behaviour::CatchAll | Behaviour::EndlessBody | Behaviour::ResetMidResponse => {
+                other(Some(P::NotVulnerable), true)
+            }
+            // The responder's answer shape, on something that is no NetScaler.
+            Behaviour::Bare403 => other(Some(P::Mitigated), false),
+            Behaviour::Http | Behaviour::Https | Behaviour::LegacyTls => {
+                other(Some(P::NotVulnerable), false)
+            }
+            _ => return None,
+        })
     }
 
     /// What a correct scan reports for a host with this behaviour: reachability and the
@@ -105,17 +374,26 @@ impl Behaviour {
             | Behaviour::EndlessBody
             | Behaviour::ResetMidResponse
             | Behaviour::Bare403 => (Status::Open, Some(Protocol::Http)),
-            Behaviour::Https | Behaviour::LegacyTls => (Status::Open, Some(Protocol::Https)),
+            Behaviour::NsPlainHttp => (Status::Open, Some(Protocol::Http)),
+            Behaviour::Https
+            | Behaviour::LegacyTls
+            | Behaviour::NsVulnerable
+            | Behaviour::NsBrokenMitigation
+            | Behaviour::NsMitigated
+            | Behaviour::NsPatched
+            | Behaviour::NsLogonPoint
+            | Behaviour::NsStampZero
+            | Behaviour::NsTransferGzip
+            | Behaviour::NsLegacyTls
+            | Behaviour::NsSniVhost
+            | Behaviour::Honeypot
+            | Behaviour::CatchAll => (Status::Open, Some(Protocol::Https)),
             Behaviour::SilentClose | Behaviour::Tarpit | Behaviour::SlowDrip => {
                 (Status::Open, Some(Protocol::Silent))
             }
             Behaviour::Garbage | Behaviour::OtherProtocol => (Status::Open, Some(Protocol::Other)),
             Behaviour::TlsAlert => (Status::Open, Some(Protocol::TlsFailed)),
         }
-    }
-
-    fn needs_tls(&self) -> bool {
-        matches!(self, Behaviour::Https | Behaviour::LegacyTls)
     }
 }
 
@@ -251,7 +529,7 @@ pub fn plan(p: &LabPlan) -> Result<Vec<HostSpec>, LabError> {
                 ip,
                 port: p.port,
                 behaviour,
-                hostname: None,
+                hostname: behaviour.vhost().map(String::from),
             });
             offset += 1;
             index += 1;
@@ -307,13 +585,14 @@ impl Lab {
         }
         let log = RequestLog::new(options.log_requests);
         let mut acceptors: HashMap<(Behaviour, Option<String>), Arc<SslAcceptor>> = HashMap::new();
-        let key = if hosts.iter().any(|h| h.behaviour == Behaviour::Https) {
+        let tls_hosts = || hosts.iter().filter(|h| h.behaviour.needs_tls());
+        let key = if tls_hosts().any(|h| !h.behaviour.legacy_tls()) {
             Some(certs::generate_key(options.key)?)
         } else {
             None
         };
         // Static-RSA suites need an RSA key whatever the lab's default.
-        let legacy_key = if hosts.iter().any(|h| h.behaviour == Behaviour::LegacyTls) {
+        let legacy_key = if tls_hosts().any(|h| h.behaviour.legacy_tls()) {
             Some(certs::generate_key(KeyKind::Rsa)?)
         } else {
             None
@@ -326,27 +605,22 @@ impl Lab {
             let addr = SocketAddr::new(host.ip, host.port);
             let tls = if host.behaviour.needs_tls() {
                 let cache_key = (host.behaviour, host.hostname.clone());
-                let acceptor = match acceptors.get(&cache_key) {
-                    Some(a) => a.clone(),
+                match acceptors.get(&cache_key) {
+                    Some(a) => Some(a.clone()),
                     None => {
-                        let name = host
-                            .hostname
-                            .clone()
-                            .unwrap_or_else(|| "lab.wachter.test".to_string());
-                        let legacy = host.behaviour == Behaviour::LegacyTls;
-                        let pkey = if legacy {
+                        let legacy = host.behaviour.legacy_tls();
+                        let Some(pkey) = (if legacy {
                             legacy_key.as_ref()
                         } else {
                             key.as_ref()
+                        }) else {
+                            continue;
                         };
-                        let Some(pkey) = pkey else { continue };
-                        let a =
-                            Arc::new(acceptor(pkey, &certs::CertSpec::for_name(&name), legacy)?);
+                        let a = Arc::new(acceptor_for(host, pkey, legacy)?);
                         acceptors.insert(cache_key, a.clone());
-                        a
+                        Some(a)
                     }
-                };
-                Some(acceptor)
+                }
             } else {
                 None
             };
@@ -357,6 +631,7 @@ impl Lab {
                 behaviour: host.behaviour,
                 local: addr,
                 tls,
+                vhost: host.behaviour.vhost().map(String::from),
                 log: log.clone(),
                 drip_interval: options.drip_interval,
             };
@@ -389,11 +664,44 @@ impl Drop for Lab {
     }
 }
 
-fn acceptor(
+/// The TLS acceptor of a host: its behaviour's certificate (or one for its hostname), and
+/// for SNI-only hosts a second context chosen when the client names the virtual host.
+fn acceptor_for(
+    host: &HostSpec,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    legacy: bool,
+) -> Result<SslAcceptor, openssl::error::ErrorStack> {
+    let spec = match (&host.hostname, host.behaviour) {
+        (
+            Some(name),
+            Behaviour::Https | Behaviour::LegacyTls | Behaviour::Honeypot | Behaviour::CatchAll,
+        ) => certs::CertSpec::for_name(name),
+        _ => host.behaviour.certificate(),
+    };
+    let mut builder = acceptor_builder(key, &spec, legacy)?;
+    if let Some(vhost) = host.behaviour.vhost() {
+        let vhost_context = acceptor_builder(key, &certs::CertSpec::for_name(vhost), legacy)?
+            .build()
+            .into_context();
+        builder.set_servername_callback(move |ssl, _alert| {
+            if ssl
+                .servername(openssl::ssl::NameType::HOST_NAME)
+                .is_some_and(|n| n.eq_ignore_ascii_case(vhost))
+            {
+                ssl.set_ssl_context(&vhost_context)
+                    .map_err(|_| openssl::ssl::SniError::ALERT_FATAL)?;
+            }
+            Ok(())
+        });
+    }
+    Ok(builder.build())
+}
+
+fn acceptor_builder(
     key: &openssl::pkey::PKey<openssl::pkey::Private>,
     spec: &certs::CertSpec,
     legacy: bool,
-) -> Result<SslAcceptor, openssl::error::ErrorStack> {
+) -> Result<openssl::ssl::SslAcceptorBuilder, openssl::error::ErrorStack> {
     let cert = certs::self_signed(spec, key)?;
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
     if legacy {
@@ -408,7 +716,7 @@ fn acceptor(
     builder.set_private_key(key)?;
     builder.set_certificate(&cert)?;
     builder.check_private_key()?;
-    Ok(builder.build())
+    Ok(builder)
 }
 
 async fn accept_loop(listener: TcpListener, ctx: serve::HostContext) {

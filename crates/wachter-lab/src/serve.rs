@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
 
-use crate::Behaviour;
+use crate::{Behaviour, netscaler};
 
 /// Longest request head a lab host reads.
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
@@ -73,6 +73,8 @@ pub struct HostContext {
     pub behaviour: Behaviour,
     pub local: std::net::SocketAddr,
     pub tls: Option<Arc<SslAcceptor>>,
+    /// The name a virtual host answers to (SNI), for SNI-only hosts.
+    pub vhost: Option<String>,
     pub log: RequestLog,
     pub drip_interval: Duration,
 }
@@ -88,7 +90,7 @@ pub async fn handle(stream: TcpStream, ctx: HostContext) {
         Behaviour::Garbage => garbage(stream).await,
         Behaviour::TlsAlert => tls_alert(stream).await,
         Behaviour::SlowDrip => slow_drip(stream, ctx.drip_interval).await,
-        Behaviour::Https | Behaviour::LegacyTls => {
+        behaviour if behaviour.needs_tls() => {
             let Some(acceptor) = ctx.tls.clone() else {
                 return;
             };
@@ -100,15 +102,17 @@ pub async fn handle(stream: TcpStream, ctx: HostContext) {
             };
             let accepted = timeout(IDLE, std::pin::Pin::new(&mut tls).accept()).await;
             if matches!(accepted, Ok(Ok(()))) {
-                serve_http(&mut tls, &ctx).await;
+                let sni = tls
+                    .ssl()
+                    .servername(openssl::ssl::NameType::HOST_NAME)
+                    .map(str::to_ascii_lowercase);
+                let on_vhost = ctx.vhost.is_none() || sni == ctx.vhost;
+                serve_http(&mut tls, &ctx, on_vhost).await;
             }
         }
-        Behaviour::Http
-        | Behaviour::EndlessBody
-        | Behaviour::ResetMidResponse
-        | Behaviour::Bare403 => {
+        _ => {
             let mut stream = stream;
-            serve_http(&mut stream, &ctx).await;
+            serve_http(&mut stream, &ctx, true).await;
             if ctx.behaviour == Behaviour::ResetMidResponse {
                 // SO_LINGER 0: the close below sends RST instead of FIN.
                 let _ = socket_linger_zero(&stream);
@@ -149,7 +153,11 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Result<Vec
     }
 }
 
-async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, ctx: &HostContext) {
+async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    ctx: &HostContext,
+    on_vhost: bool,
+) {
     for _ in 0..MAX_REQUESTS_PER_CONNECTION {
         let head = match read_request(stream).await {
             None => return,
@@ -169,7 +177,38 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, ctx: &Hos
         };
         ctx.log.push(ctx.local, &head);
         let path = request_path(&head);
+        if let Some(app) = ctx.behaviour.appliance() {
+            let answer = if on_vhost {
+                netscaler::appliance(&app, path)
+            } else {
+                netscaler::default_vserver()
+            };
+            if stream.write_all(&answer.bytes).await.is_err() || answer.close {
+                return;
+            }
+            continue;
+        }
         match ctx.behaviour {
+            Behaviour::Honeypot => {
+                if stream
+                    .write_all(&netscaler::honeypot(path).bytes)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            Behaviour::CatchAll => {
+                if stream
+                    .write_all(&netscaler::catch_all().bytes)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
             Behaviour::Bare403 => {
                 let _ = stream.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
                 return;

@@ -350,6 +350,7 @@ fn write_records(
     {
         error = Some(e);
     }
+    tally.trim_actions();
     (tally, error)
 }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
+use wachter_core::assessment::{Basis, ProbeState, Product, Verdict};
 use wachter_core::record::{Protocol, ServiceRecord, Status};
 use wachter_core::scope::Refusal;
 
@@ -75,6 +76,12 @@ impl RecordSink for Collect {
 /// Counts per outcome, kept by the writer thread.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Tally {
+    /// Per check pack: products, probe states, verdicts per CVE, flags.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, CheckTally>,
+    /// The hosts that need action first, most urgent first (bounded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub action_first: Vec<ActionItem>,
     pub services: u64,
     pub by_status: BTreeMap<Status, u64>,
     pub by_protocol: BTreeMap<Protocol, u64>,
@@ -84,10 +91,108 @@ pub struct Tally {
     pub blocked_examples: Vec<String>,
 }
 
+/// What one check pack concluded over the whole scan.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CheckTally {
+    pub products: BTreeMap<Product, u64>,
+    pub probe_states: BTreeMap<ProbeState, u64>,
+    /// CVE → verdict → services.
+    pub cves: BTreeMap<String, BTreeMap<Verdict, u64>>,
+    pub flags: BTreeMap<&'static str, u64>,
+}
+
+/// A service that needs action, with the reason.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ActionItem {
+    /// Lower is more urgent.
+    pub priority: u8,
+    pub ip: std::net::IpAddr,
+    pub port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    pub cve: String,
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    pub why: String,
+}
+
 impl Tally {
     pub const EXAMPLES: usize = 20;
+    /// How many action items the summary keeps.
+    pub const ACTIONS: usize = 25;
+
+    fn add_checks(&mut self, record: &ServiceRecord) {
+        for a in &record.checks {
+            let t = self.checks.entry(a.check.clone()).or_default();
+            *t.products.entry(a.product).or_default() += 1;
+            if let Some(p) = &a.probe {
+                *t.probe_states.entry(p.state).or_default() += 1;
+            }
+            for v in &a.cves {
+                *t.cves
+                    .entry(v.cve.clone())
+                    .or_default()
+                    .entry(v.verdict)
+                    .or_default() += 1;
+            }
+            for (flag, set) in [
+                ("honeypot_suspect", a.flags.honeypot_suspect),
+                ("catch_all", a.flags.catch_all),
+                ("legacy_tls_only", a.flags.legacy_tls_only),
+                ("default_certificate", a.flags.default_certificate),
+            ] {
+                if set {
+                    *t.flags.entry(flag).or_default() += 1;
+                }
+            }
+            // The first CVE that needs action decides the host's place in the list: a live
+            // remote probe hit first, then late mitigations, then vulnerable builds.
+            let urgent = a.cves.iter().enumerate().filter_map(|(order, v)| {
+                let priority = match (v.verdict, v.basis) {
+                    (Verdict::Vulnerable, Basis::Probe | Basis::Both) => 0,
+                    (Verdict::Mitigated, _) => 1,
+                    (Verdict::Vulnerable, _) => 2,
+                    _ => return None,
+                };
+                Some((priority, order, v))
+            });
+            if let Some((priority, _, v)) = urgent.min_by_key(|(p, order, _)| (*p, *order)) {
+                let why = match priority {
+                    0 => {
+                        "exposed: the safe probe succeeded; mitigate or patch now, then check for compromise"
+                    }
+                    1 => {
+                        "mitigated, not patched: patch, and check for compromise if mitigated late"
+                    }
+                    _ => "vulnerable build: patch",
+                };
+                self.action_first.push(ActionItem {
+                    priority,
+                    ip: record.ip,
+                    port: record.port,
+                    hostname: record.hostname.clone(),
+                    cve: v.cve.clone(),
+                    verdict: v.verdict,
+                    build: a.build.as_ref().and_then(|b| b.version.clone()),
+                    why: why.into(),
+                });
+                if self.action_first.len() >= 2 * Self::ACTIONS {
+                    self.trim_actions();
+                }
+            }
+        }
+    }
+
+    /// Keeps the most urgent [`Self::ACTIONS`] items, in a stable order.
+    pub fn trim_actions(&mut self) {
+        self.action_first
+            .sort_by(|a, b| (a.priority, a.ip, a.port).cmp(&(b.priority, b.ip, b.port)));
+        self.action_first.truncate(Self::ACTIONS);
+    }
 
     pub fn add(&mut self, record: &ServiceRecord) {
+        self.add_checks(record);
         self.services += 1;
         *self.by_status.entry(record.status).or_default() += 1;
         if let Some(protocol) = record.protocol {

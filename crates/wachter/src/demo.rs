@@ -9,7 +9,7 @@ use wachter_core::addr::{IpRange, RangeSet};
 use wachter_core::order::Shard;
 use wachter_core::ports::PortList;
 use wachter_core::record::ServiceRecord;
-use wachter_lab::{Behaviour, HostSpec, KeyKind, Lab, LabOptions, LabPlan, Mix};
+use wachter_lab::{Behaviour, HostSpec, KeyKind, Lab, LabOptions, LabPlan, Mix, truth};
 use wachter_net::connect::{ConnectOptions, RateLimits};
 use wachter_net::dns::DnsConfig;
 use wachter_net::http::HttpLimits;
@@ -93,7 +93,7 @@ fn demo_hosts(block: &IpRange, port: u16) -> Vec<HostSpec> {
             ip,
             port,
             behaviour,
-            hostname: None,
+            hostname: behaviour.vhost().map(String::from),
         });
         offset += 1;
     }
@@ -145,7 +145,7 @@ pub async fn run_demo(args: DemoArgs, config: &ScanConfig) -> Result<u8, Failure
                 response_timeout: Duration::from_secs(2),
             },
             tls_timeout: Duration::from_secs(2),
-            target_timeout: Duration::from_secs(4),
+            target_timeout: Duration::from_secs(5),
             user_agent: config.user_agent.clone(),
             ..ProbeConfig::default()
         },
@@ -160,18 +160,17 @@ pub async fn run_demo(args: DemoArgs, config: &ScanConfig) -> Result<u8, Failure
         dns: DnsConfig::System,
     };
     eprintln!(
-        "wachter demo: scanning (scope {}, deadline 4 s per host) …",
+        "wachter demo: scanning with the NetScaler check (scope {}, deadline 5 s per host) …",
         args.hosts
     );
+    let sources: Vec<Source> = lab
+        .manifest()
+        .iter()
+        .map(|h| Source::Argument(truth::target_line(h)))
+        .collect();
     let collected = Arc::new(Mutex::new(Vec::new()));
     let sink = Box::new(Collect(collected.clone()));
-    let summary = execute(
-        settings,
-        &[Source::Argument(args.hosts.clone())],
-        sink,
-        stop_on_interrupt(),
-    )
-    .await?;
+    let summary = execute(settings, &sources, sink, stop_on_interrupt()).await?;
     let records: Vec<ServiceRecord> = collected.lock().map(|r| r.clone()).unwrap_or_default();
 
     let mut out = std::io::stdout().lock();
@@ -196,29 +195,25 @@ fn compare(
     records: &[ServiceRecord],
     json: bool,
 ) -> std::io::Result<usize> {
-    let mut mismatches = 0;
-    let mut rows = Vec::new();
-    for host in manifest {
-        let (status, protocol) = host.behaviour.expected();
-        let found = records
-            .iter()
-            .find(|r| r.ip == host.ip && r.port == host.port);
-        let found_pair = found.map(|r| (r.status, r.protocol));
-        let ok = found_pair == Some((status, protocol));
-        if !ok {
-            mismatches += 1;
-        }
-        rows.push((host, status, protocol, found, ok));
-    }
+    let rows: Vec<(&HostSpec, Option<&ServiceRecord>, Vec<String>)> = manifest
+        .iter()
+        .map(|host| {
+            let record = records
+                .iter()
+                .find(|r| r.ip == host.ip && r.port == host.port);
+            (host, record, truth::differences(host, record))
+        })
+        .collect();
+    let mismatches = rows.iter().filter(|(_, _, d)| !d.is_empty()).count();
     if json {
         let value: Vec<_> = rows
             .iter()
-            .map(|(h, s, p, f, ok)| {
+            .map(|(h, r, diffs)| {
                 serde_json::json!({
-                    "ip": h.ip, "port": h.port, "behaviour": h.behaviour,
-                    "expected": {"status": s, "protocol": p},
-                    "found": f.map(|r| serde_json::json!({"status": r.status, "protocol": r.protocol})),
-                    "match": ok,
+                    "ip": h.ip, "port": h.port, "hostname": h.hostname, "behaviour": h.behaviour,
+                    "found": r.map(|r| serde_json::json!({"status": r.status, "protocol": r.protocol, "checks": r.checks})),
+                    "match": diffs.is_empty(),
+                    "differences": diffs,
                 })
             })
             .collect();
@@ -228,54 +223,81 @@ fn compare(
     }
     writeln!(
         out,
-        "\n  {:<16} {:<20} {:<22} {:<22} evidence",
-        "host", "lab behaviour", "expected", "found"
+        "\n  {:<13} {:<21} {:<15} {:<15} {:<14} {:<12} finding",
+        "host", "lab behaviour", "found", "product", "CVE-2019-19781", "build"
     )?;
-    for (host, status, protocol, found, ok) in rows {
-        let show =
-            |s: wachter_core::record::Status, p: Option<wachter_core::record::Protocol>| match p {
-                Some(p) => format!("{s}/{}", p.as_str()),
-                None => s.to_string(),
-            };
-        let (found_text, evidence) = match found {
-            Some(r) => (show(r.status, r.protocol), evidence(r)),
-            None => ("(no record)".into(), String::new()),
+    for (host, record, diffs) in rows {
+        let found = record.map(|r| match r.protocol {
+            Some(p) => format!("{}/{}", r.status, p.as_str()),
+            None => r.status.to_string(),
+        });
+        let assessment = record.and_then(|r| r.checks.first());
+        let product = assessment.map(|a| plain(&a.product)).unwrap_or_default();
+        let verdict = assessment
+            .and_then(|a| a.cves.iter().find(|v| v.cve == "CVE-2019-19781"))
+            .map(|v| v.verdict.as_str().to_string())
+            .unwrap_or_default();
+        let build = assessment
+            .and_then(|a| a.build.as_ref())
+            .map(|b| b.version.clone().unwrap_or_else(|| "range".into()))
+            .unwrap_or_default();
+        let finding = match (diffs.is_empty(), record) {
+            (false, _) => format!("✗ {}", diffs.join("; ")),
+            (true, Some(r)) => evidence(r),
+            (true, None) => String::new(),
         };
-        let mark = if ok { "" } else { "  ✗ MISMATCH" };
         writeln!(
             out,
-            "  {:<16} {:<20} {:<22} {:<22} {evidence}{mark}",
+            "  {:<13} {:<21} {:<15} {:<15} {:<14} {:<12} {finding}",
             host.ip.to_string(),
             host.behaviour.name(),
-            show(status, protocol),
-            found_text
+            found.unwrap_or_default(),
+            product,
+            verdict,
+            build
         )?;
     }
     Ok(mismatches)
 }
 
-/// A one-line excerpt of what the service said, escaped for the terminal.
+fn plain<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A one-line account of the evidence, escaped for the terminal.
 fn evidence(r: &ServiceRecord) -> String {
     let clip = |s: String| {
-        if s.chars().count() > 48 {
-            format!("{}…", s.chars().take(48).collect::<String>())
+        if s.chars().count() > 60 {
+            format!("{}…", s.chars().take(60).collect::<String>())
         } else {
             s
         }
     };
+    if let Some(a) = r.checks.first() {
+        let mut parts = Vec::new();
+        if let Some(p) = &a.probe {
+            parts.push(format!("{}: {}", p.state.as_str(), p.reason));
+        }
+        if a.flags.honeypot_suspect {
+            parts.push("honeypot".into());
+        }
+        if a.flags.catch_all {
+            parts.push("catch-all".into());
+        }
+        if !parts.is_empty() {
+            return clip(parts.join("; "));
+        }
+    }
     if let Some(ex) = r.http.first() {
         let status = ex
             .status_line
             .as_ref()
             .map(|b| b.to_display())
             .unwrap_or_else(|| format!("{:?}", ex.outcome).to_lowercase());
-        let tls = r
-            .tls
-            .as_ref()
-            .and_then(|t| t.version.clone())
-            .map(|v| format!("{v} "))
-            .unwrap_or_default();
-        return clip(format!("{tls}{status}"));
+        return clip(status);
     }
     if let Some(banner) = &r.banner {
         return clip(banner.to_display());

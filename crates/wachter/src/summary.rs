@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use wachter_core::assessment::Verdict;
 use wachter_core::record::{Protocol, Status};
 use wachter_scan::ScanSummary;
 
@@ -41,6 +42,61 @@ pub fn print(out: &mut dyn Write, s: &ScanSummary, json: bool) -> io::Result<()>
             if let Some(n) = s.tally.by_protocol.get(&protocol) {
                 writeln!(out, "  {:<14} {:>10}", protocol.as_str(), n)?;
             }
+        }
+    }
+    for (check, t) in &s.tally.checks {
+        writeln!(out)?;
+        let products: Vec<String> = t
+            .products
+            .iter()
+            .map(|(p, n)| format!("{} {n}", serde_plain(p)))
+            .collect();
+        writeln!(out, "  {check}: {}", products.join(" · "))?;
+        if !t.probe_states.is_empty() {
+            let states: Vec<String> = t
+                .probe_states
+                .iter()
+                .map(|(p, n)| format!("{} {n}", p.as_str()))
+                .collect();
+            writeln!(out, "  CVE-2019-19781 probe: {}", states.join(" · "))?;
+        }
+        if !t.flags.is_empty() {
+            let flags: Vec<String> = t.flags.iter().map(|(f, n)| format!("{f} {n}")).collect();
+            writeln!(out, "  flags: {}", flags.join(" · "))?;
+        }
+        writeln!(out)?;
+        write!(out, "  {:<16}", "CVE")?;
+        for v in Verdict::ALL {
+            write!(out, " {:>14}", v.as_str())?;
+        }
+        writeln!(out)?;
+        for (cve, counts) in &t.cves {
+            write!(out, "  {cve:<16}")?;
+            for v in Verdict::ALL {
+                write!(out, " {:>14}", counts.get(&v).copied().unwrap_or(0))?;
+            }
+            writeln!(out)?;
+        }
+    }
+    if !s.tally.action_first.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "  needs action first:")?;
+        for a in &s.tally.action_first {
+            let name = a
+                .hostname
+                .as_deref()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            let build = a
+                .build
+                .as_deref()
+                .map(|b| format!(" {b}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "    {}:{}{name}{build}  {} {}: {}",
+                a.ip, a.port, a.cve, a.verdict, a.why
+            )?;
         }
     }
     if !s.refused_networks.is_empty() {
@@ -88,4 +144,12 @@ pub fn print(out: &mut dyn Write, s: &ScanSummary, json: bool) -> io::Result<()>
         writeln!(out, "  local resource errors (retried): {}", s.local_errors)?;
     }
     Ok(())
+}
+
+/// The serde name of a unit enum variant (`not_netscaler`).
+fn serde_plain<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
