@@ -58,6 +58,9 @@ pub fn render_request(
     host: &str,
     user_agent: &str,
 ) -> Result<Vec<u8>, RequestError> {
+    if let Some(why) = wachter_core::safety::refusal(spec) {
+        return Err(RequestError::Forbidden(why));
+    }
     if spec.method.is_empty()
         || !spec
             .method
@@ -713,6 +716,21 @@ mod tests {
             render_request(&exploit, "h", "ua"),
             Err(RequestError::Forbidden(_))
         ));
+        for exploit in [
+            RequestSpec::get("x", "/vpn/../vpns/portal/scripts/newbm.pl"),
+            RequestSpec::get("x", "/oauth/idp/.well-known/openid-configuration"),
+            RequestSpec {
+                name: "x".into(),
+                method: "POST".into(),
+                target: b"/".to_vec(),
+                headers: Vec::new(),
+            },
+        ] {
+            assert!(matches!(
+                render_request(&exploit, "h", "ua"),
+                Err(RequestError::Forbidden(_))
+            ));
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use wachter_core::record::{Blob, ErrorInfo, HttpOutcome, Protocol, ServiceRecord
 use crate::connect::{ConnectOutcome, Connector, GuardedStream};
 use wachter_core::check::{Check, StaticPlan, TargetContext};
 
-use crate::http::{HttpLimits, RequestSpec, exchange, host_header, render_request};
+use crate::http::{HttpLimits, RequestError, RequestSpec, exchange, host_header, render_request};
 use crate::tls::{Handshake, TlsClient, TlsFailure, TlsStream};
 
 /// One service to probe.
@@ -363,8 +363,11 @@ impl Prober {
             )
             .await
         {
-            Some(ex) => ex,
-            None => return Attempt::Stop,
+            Ok(ex) => ex,
+            Err(e) => {
+                refused(record, &spec, &e);
+                return Attempt::Stop;
+            }
         };
         let outcome = ex.exchange.outcome;
         let received = ex.exchange.body.clone().unwrap_or_default();
@@ -457,7 +460,7 @@ impl Prober {
                     None => return,
                 },
             };
-            let Some(ex) = self
+            let ex = match self
                 .send(
                     target,
                     &mut current,
@@ -467,8 +470,9 @@ impl Prober {
                     deadline,
                 )
                 .await
-            else {
-                return;
+            {
+                Ok(ex) => ex,
+                Err(e) => return refused(record, &spec, &e),
             };
             let first = record.http.is_empty();
             let spoke_http = ex.exchange.outcome == HttpOutcome::Response;
@@ -536,7 +540,7 @@ impl Prober {
         transport: Transport,
         connection: u32,
         deadline: Instant,
-    ) -> Option<crate::http::Exchanged> {
+    ) -> Result<crate::http::Exchanged, RequestError> {
         let host = host_header(
             target.hostname.as_deref(),
             target.ip,
@@ -547,21 +551,27 @@ impl Prober {
             Ok(bytes) => bytes,
             Err(e) => {
                 tracing::warn!(request = %spec.name, error = %e, "request not sent");
-                return None;
+                return Err(e);
             }
         };
-        Some(
-            exchange(
-                conn,
-                &spec.name,
-                bytes,
-                connection,
-                &self.config.http,
-                deadline,
-            )
-            .await,
+        Ok(exchange(
+            conn,
+            &spec.name,
+            bytes,
+            connection,
+            &self.config.http,
+            deadline,
         )
+        .await)
     }
+}
+
+/// Records that a check asked for a request wachter does not send.
+fn refused(record: &mut ServiceRecord, spec: &RequestSpec, error: &RequestError) {
+    record.error.get_or_insert(ErrorInfo {
+        kind: "request_refused".into(),
+        detail: format!("{}: {error}", spec.name),
+    });
 }
 
 fn now_rfc3339() -> String {
