@@ -713,6 +713,7 @@ fn acceptor_builder(
         builder.set_max_proto_version(Some(SslVersion::TLS1))?;
         builder.set_cipher_list("AES128-SHA:@SECLEVEL=0")?;
     }
+    builder.set_read_ahead(true);
     builder.set_private_key(key)?;
     builder.set_certificate(&cert)?;
     builder.check_private_key()?;

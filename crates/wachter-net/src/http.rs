@@ -487,26 +487,14 @@ async fn read_more<S: AsyncRead + Unpin>(
     chunk: usize,
     deadline: Instant,
 ) -> Read {
-    let start = buf.len();
-    buf.resize(start + chunk, 0);
-    let result = timeout_at(deadline, stream.read(&mut buf[start..])).await;
-    match result {
-        Ok(Ok(0)) => {
-            buf.truncate(start);
-            Read::Eof
-        }
-        Ok(Ok(n)) => {
-            buf.truncate(start + n);
-            Read::Data
-        }
-        Ok(Err(e)) => {
-            buf.truncate(start);
-            Read::Failed(e)
-        }
-        Err(_) => {
-            buf.truncate(start);
-            Read::Timeout
-        }
+    // `read_buf` appends into spare capacity: no zero-filling of a fresh chunk per read.
+    buf.reserve(chunk);
+    let mut limited = (&mut *stream).take(chunk as u64);
+    match timeout_at(deadline, limited.read_buf(buf)).await {
+        Ok(Ok(0)) => Read::Eof,
+        Ok(Ok(_)) => Read::Data,
+        Ok(Err(e)) => Read::Failed(e),
+        Err(_) => Read::Timeout,
     }
 }
 

@@ -38,6 +38,19 @@ impl<W: Write + Send> RecordSink for JsonLines<W> {
     }
 }
 
+/// Sends every record to several sinks (the JSON Lines output and the store).
+pub struct Tee(pub Vec<Box<dyn RecordSink>>);
+
+impl RecordSink for Tee {
+    fn write(&mut self, record: &ServiceRecord) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|sink| sink.write(record))
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|sink| sink.finish())
+    }
+}
+
 /// Passes on only the records of open ports.
 pub struct OpenOnly(pub Box<dyn RecordSink>);
 
@@ -187,7 +200,7 @@ impl Tally {
     /// Keeps the most urgent [`Self::ACTIONS`] items, in a stable order.
     pub fn trim_actions(&mut self) {
         self.action_first
-            .sort_by(|a, b| (a.priority, a.ip, a.port).cmp(&(b.priority, b.ip, b.port)));
+            .sort_by_key(|a| (a.priority, a.ip, a.port));
         self.action_first.truncate(Self::ACTIONS);
     }
 

@@ -68,8 +68,7 @@ async fn scan(scope: &str, check: Arc<dyn Check>, targets: Vec<String>) -> Vec<S
         .await
         .expect("the scan hung")
         .unwrap();
-    let records = collected.lock().unwrap().clone();
-    records
+    collected.lock().unwrap().clone()
 }
 
 fn lab_hosts(first: &str) -> Vec<HostSpec> {

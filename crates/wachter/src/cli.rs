@@ -17,7 +17,8 @@ exactly what each one answered (TLS certificate, byte-exact HTTP evidence), and 
 notification and re-scans.\n\n\
 Start with `wachter demo`: it runs a lab of simulated hosts on loopback addresses and scans it, with \
 no network and no set-up.",
-    after_help = "EXIT CODES:\n  0    done\n  2    bad usage, configuration or input (nothing was scanned)\n  3    wachter failed while working (output not writable, address in use)\n  130  interrupted; the records written so far are complete\n\n\
+    after_help = "EXIT CODES:\n  0    done\n  2    bad usage, configuration or input (nothing was scanned)\n  3    wachter failed while working (output not writable, address in use)\n  130  interrupted; the records written so far are complete
+  1    (verify only) some hosts differ from the lab's ground truth\n\n\
 CONFIGURATION:\n  A TOML file (--config, $WACHTER_CONFIG, or ./wachter.toml) and WACHTER_* variables\n  (WACHTER_SCAN__RATE=200 sets [scan] rate). Flags win over both.\n  Logging: -v, -vv, or WACHTER_LOG=debug."
 )]
 pub struct Cli {
@@ -40,6 +41,21 @@ pub enum Command {
     Lab(LabArgs),
     /// Run a lab, scan it and report: the whole job in one command, on loopback only.
     Demo(DemoArgs),
+    /// Compare scan records with a lab manifest: every host classified exactly?
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// The lab's manifest (`wachter lab --manifest`).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// Records of a scan of that lab (JSON Lines).
+    #[arg(value_name = "RECORDS")]
+    pub records: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const SCAN_HELP: &str = "Scan targets: reachability, TLS, certificates and HTTP evidence, one JSON record per service.
@@ -126,6 +142,12 @@ pub struct ScanArgs {
     /// Write records here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// SQLite database the scan is recorded in (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Do not record the scan in a database.
+    #[arg(long, conflicts_with = "db")]
+    pub no_db: bool,
     /// Write only records of open ports (the summary still counts every service).
     #[arg(long)]
     pub open_only: bool,
@@ -179,6 +201,9 @@ pub struct DemoArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// SQLite database the demo scan is recorded in.
+    #[arg(long, value_name = "FILE", default_value = "wachter-demo.db")]
+    pub db: PathBuf,
 }
 
 /// An error with the exit code it deserves.
@@ -206,8 +231,9 @@ impl Failure {
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
     let config = crate::config::Config::load(cli.config.as_deref()).map_err(Failure::usage)?;
     match cli.command {
-        Command::Scan(args) => crate::scan::run(*args, &config.scan).await,
+        Command::Scan(args) => crate::scan::run(*args, &config).await,
         Command::Lab(args) => crate::demo::run_lab(args).await,
         Command::Demo(args) => crate::demo::run_demo(args, &config.scan).await,
+        Command::Verify(args) => crate::demo::run_verify(args),
     }
 }

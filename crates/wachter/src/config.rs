@@ -16,6 +16,23 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub scan: ScanConfig,
+    pub store: StoreConfig,
+}
+
+/// `[store]`: where results are kept.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The SQLite file every scan is recorded in (created on first use).
+    pub db: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            db: PathBuf::from("wachter.db"),
+        }
+    }
 }
 
 /// `[scan]`: how scans behave unless a flag says otherwise.

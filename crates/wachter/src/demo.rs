@@ -16,12 +16,12 @@ use wachter_net::http::HttpLimits;
 use wachter_net::probe::{ProbeConfig, ProbeDepth};
 use wachter_scan::ScanOptions;
 use wachter_scan::inputs::Source;
-use wachter_scan::output::Collect;
+use wachter_scan::output::{Collect, Tee};
 
-use crate::cli::{DemoArgs, Failure, LabArgs};
+use crate::cli::{DemoArgs, Failure, LabArgs, VerifyArgs};
 use crate::config::ScanConfig;
 use crate::exit;
-use crate::scan::{Settings, execute, stop_on_interrupt};
+use crate::scan::{Recording, Settings, execute, prepare_inputs, stop_on_interrupt};
 
 pub async fn run_lab(args: LabArgs) -> Result<u8, Failure> {
     let hosts: IpRange = args
@@ -168,15 +168,19 @@ pub async fn run_demo(args: DemoArgs, config: &ScanConfig) -> Result<u8, Failure
         .iter()
         .map(|h| Source::Argument(truth::target_line(h)))
         .collect();
+    let inputs = prepare_inputs(&sources)?;
     let collected = Arc::new(Mutex::new(Vec::new()));
-    let sink = Box::new(Collect(collected.clone()));
-    let summary = execute(settings, &sources, sink, stop_on_interrupt()).await?;
+    let (recording, store_sink) = Recording::start(&args.db, &settings, "netscaler")?;
+    let sink = Box::new(Tee(vec![Box::new(Collect(collected.clone())), store_sink]));
+    let summary = execute(settings, inputs, sink, stop_on_interrupt()).await?;
+    let stored = recording.finish(&summary)?;
     let records: Vec<ServiceRecord> = collected.lock().map(|r| r.clone()).unwrap_or_default();
 
     let mut out = std::io::stdout().lock();
     let mismatches =
         compare(&mut out, lab.manifest(), &records, args.json).map_err(Failure::failed)?;
-    crate::summary::print(&mut out, &summary, args.json).map_err(Failure::failed)?;
+    crate::scan::print_summary(&mut out, &summary, args.json, Some(&stored))
+        .map_err(Failure::failed)?;
     if mismatches > 0 {
         return Err(Failure::failed(anyhow!(
             "{mismatches} hosts differ from the lab's ground truth"
@@ -309,4 +313,63 @@ fn evidence(r: &ServiceRecord) -> String {
         .as_ref()
         .map(|e| clip(format!("{}: {}", e.kind, e.detail)))
         .unwrap_or_default()
+}
+
+/// `wachter verify`: how exactly a scan of a lab matched the lab's ground truth.
+pub fn run_verify(args: VerifyArgs) -> Result<u8, Failure> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .map_err(Failure::usage)
+    };
+    let mut hosts = Vec::new();
+    for (i, line) in read(&args.manifest)?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let host: HostSpec = serde_json::from_str(line)
+            .map_err(|e| Failure::usage(anyhow!("{}:{}: {e}", args.manifest.display(), i + 1)))?;
+        hosts.push(host);
+    }
+    let mut records: std::collections::HashMap<(std::net::IpAddr, u16), ServiceRecord> =
+        std::collections::HashMap::new();
+    for (i, line) in read(&args.records)?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let record: ServiceRecord = serde_json::from_str(line)
+            .map_err(|e| Failure::usage(anyhow!("{}:{}: {e}", args.records.display(), i + 1)))?;
+        records.insert((record.ip, record.port), record);
+    }
+    let mut mismatches = Vec::new();
+    for host in &hosts {
+        let diffs = truth::differences(host, records.get(&(host.ip, host.port)));
+        if !diffs.is_empty() {
+            mismatches.push(serde_json::json!({"ip": host.ip, "port": host.port, "behaviour": host.behaviour, "differences": diffs}));
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let result = if args.json {
+        let value = serde_json::json!({"hosts": hosts.len(), "records": records.len(), "exact": hosts.len() - mismatches.len(), "mismatches": mismatches});
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        )
+    } else {
+        let mut text = format!(
+            "{} hosts, {} classified exactly, {} mismatches\n",
+            hosts.len(),
+            hosts.len() - mismatches.len(),
+            mismatches.len()
+        );
+        for m in &mismatches {
+            text.push_str(&format!("  {m}\n"));
+        }
+        write!(out, "{text}")
+    };
+    result.map_err(Failure::failed)?;
+    Ok(if mismatches.is_empty() { exit::OK } else { 1 })
 }

@@ -18,11 +18,12 @@ use wachter_net::dns::{Dns, DnsConfig};
 use wachter_net::http::{HttpLimits, RequestSpec};
 use wachter_net::probe::{ProbeConfig, ProbeDepth, Prober};
 use wachter_scan::inputs::{Source, TargetInputs, read_network_list};
-use wachter_scan::output::{JsonLines, OpenOnly, RecordSink};
+use wachter_scan::output::{JsonLines, OpenOnly, RecordSink, Tee};
 use wachter_scan::{ScanOptions, ScanSummary, run_scan};
+use wachter_store::{ScanInfo, Store, StoreSink};
 
 use crate::cli::{Failure, ScanArgs};
-use crate::config::ScanConfig;
+use crate::config::{Config, ScanConfig};
 use crate::exit;
 
 /// A scan's settings after config, environment and flags are merged and checked.
@@ -186,14 +187,18 @@ pub fn fit_concurrency(wanted: usize) -> usize {
     wanted.min(room)
 }
 
+/// Reads and checks every target source (nothing is scanned or stored on error).
+pub fn prepare_inputs(sources: &[Source]) -> Result<TargetInputs, Failure> {
+    TargetInputs::prepare(sources).map_err(Failure::usage)
+}
+
 /// Builds the pipeline from settings and runs it.
 pub async fn execute(
     settings: Settings,
-    sources: &[Source],
+    inputs: TargetInputs,
     sink: Box<dyn RecordSink>,
     stop: Arc<AtomicBool>,
 ) -> Result<ScanSummary, Failure> {
-    let inputs = TargetInputs::prepare(sources).map_err(Failure::usage)?;
     let policy = Arc::new(ScopePolicy::new(&settings.scope, &settings.opt_out));
     let connector = Arc::new(Connector::new(policy, settings.connect.clone()));
     let prober = Arc::new(
@@ -222,6 +227,55 @@ pub async fn execute(
         })
 }
 
+/// A scan being recorded in the store.
+pub struct Recording {
+    store: Store,
+    scan_id: i64,
+}
+
+impl Recording {
+    /// Opens the database and registers the scan; returns the sink that fills it.
+    pub fn start(
+        db: &Path,
+        settings: &Settings,
+        check: &str,
+    ) -> Result<(Recording, Box<dyn RecordSink>), Failure> {
+        let store = Store::open(db).map_err(Failure::usage)?;
+        let scope: Vec<String> = settings.scope.iter().map(ToString::to_string).collect();
+        let info = ScanInfo {
+            seed: settings.options.seed,
+            shard: settings.options.shard.to_string(),
+            ports: settings.options.ports.to_string(),
+            check: check.to_string(),
+            scope: scope.join(","),
+            params: serde_json::json!({
+                "connect_timeout_ms": settings.connect.connect_timeout.as_millis() as u64,
+                "target_timeout_ms": settings.probe.target_timeout.as_millis() as u64,
+                "retries": settings.connect.retries,
+                "rate": settings.connect.limits.global.map(|r| r.get()),
+                "per_network_rate": settings.connect.limits.per_network.map(|r| r.get()),
+                "opt_out": settings.opt_out.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "user_agent": settings.probe.user_agent,
+            })
+            .to_string(),
+        };
+        let scan_id = store.begin_scan(&info).map_err(Failure::failed)?;
+        let writer = Store::open(db).map_err(Failure::failed)?;
+        Ok((
+            Recording { store, scan_id },
+            Box::new(StoreSink::new(writer, scan_id)),
+        ))
+    }
+
+    pub fn finish(self, summary: &ScanSummary) -> Result<(i64, String), Failure> {
+        let json = serde_json::to_string(summary).unwrap_or_default();
+        self.store
+            .finish_scan(self.scan_id, summary.interrupted, &json)
+            .map_err(Failure::failed)?;
+        Ok((self.scan_id, self.store.path().to_string()))
+    }
+}
+
 /// Sets `stop` on the first Ctrl-C; exits at once on the second.
 pub fn stop_on_interrupt() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -240,10 +294,11 @@ pub fn stop_on_interrupt() -> Arc<AtomicBool> {
     stop
 }
 
-pub async fn run(args: ScanArgs, config: &ScanConfig) -> Result<u8, Failure> {
-    let settings = Settings::resolve(&args, config)?;
+pub async fn run(args: ScanArgs, config: &Config) -> Result<u8, Failure> {
+    let settings = Settings::resolve(&args, &config.scan)?;
     let sources: Vec<Source> = args.targets.iter().map(|t| Source::from_arg(t)).collect();
-    let sink: Box<dyn RecordSink> = match &args.output {
+    let inputs = prepare_inputs(&sources)?;
+    let output: Box<dyn RecordSink> = match &args.output {
         Some(path) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))
@@ -252,18 +307,36 @@ pub async fn run(args: ScanArgs, config: &ScanConfig) -> Result<u8, Failure> {
         }
         None => Box::new(JsonLines::new(std::io::stdout())),
     };
-    let sink: Box<dyn RecordSink> = if args.open_only {
-        Box::new(OpenOnly(sink))
+    let output: Box<dyn RecordSink> = if args.open_only {
+        Box::new(OpenOnly(output))
     } else {
-        sink
+        output
+    };
+    let (recording, sink): (Option<Recording>, Box<dyn RecordSink>) = if args.no_db {
+        (None, output)
+    } else {
+        let db = args.db.clone().unwrap_or_else(|| config.store.db.clone());
+        let (recording, store_sink) = Recording::start(&db, &settings, &args.check)?;
+        (Some(recording), Box::new(Tee(vec![output, store_sink])))
     };
     let stop = stop_on_interrupt();
-    let summary = execute(settings, &sources, sink, stop).await?;
+    let summary = execute(settings, inputs, sink, stop).await?;
+    let stored = recording.map(|r| r.finish(&summary)).transpose()?;
     // Records own stdout unless they went to a file.
     let printed = if args.output.is_some() {
-        crate::summary::print(&mut std::io::stdout().lock(), &summary, args.json)
+        print_summary(
+            &mut std::io::stdout().lock(),
+            &summary,
+            args.json,
+            stored.as_ref(),
+        )
     } else {
-        crate::summary::print(&mut std::io::stderr().lock(), &summary, args.json)
+        print_summary(
+            &mut std::io::stderr().lock(),
+            &summary,
+            args.json,
+            stored.as_ref(),
+        )
     };
     if let Err(e) = printed
         && e.kind() != std::io::ErrorKind::BrokenPipe
@@ -279,4 +352,18 @@ pub async fn run(args: ScanArgs, config: &ScanConfig) -> Result<u8, Failure> {
     } else {
         exit::OK
     })
+}
+
+/// The summary, and where the scan was stored.
+pub fn print_summary(
+    out: &mut dyn Write,
+    summary: &ScanSummary,
+    json: bool,
+    stored: Option<&(i64, String)>,
+) -> std::io::Result<()> {
+    crate::summary::print(out, summary, json)?;
+    if let (Some((scan_id, path)), false) = (stored, json) {
+        writeln!(out, "\n  stored as scan #{scan_id} in {path}")?;
+    }
+    Ok(())
 }

@@ -15,7 +15,8 @@ fn wachter_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wachter"))
         .args(args)
         .env_remove("WACHTER_CONFIG")
-        .current_dir(std::env::temp_dir())
+        // Scans record in ./wachter.db by default: give each test process its own folder.
+        .current_dir(work_dir())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -34,6 +35,12 @@ fn wachter_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
             .unwrap();
     }
     child.wait_with_output().unwrap()
+}
+
+fn work_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wachter-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 fn temp(name: &str, content: &str) -> PathBuf {
@@ -231,6 +238,7 @@ async fn stdin_scanner_output_and_opt_out() {
 
 #[test]
 fn demo_runs_end_to_end() {
+    let db = work_dir().join("demo.db");
     let out = wachter(&[
         "demo",
         "--hosts",
@@ -238,6 +246,8 @@ fn demo_runs_end_to_end() {
         "--port",
         "18443",
         "--json",
+        "--db",
+        db.to_str().unwrap(),
     ]);
     assert_eq!(
         out.status.code(),
@@ -254,6 +264,28 @@ fn demo_runs_end_to_end() {
     assert!(hosts.iter().all(|h| h["match"] == true));
     let summary = values.next().unwrap().unwrap();
     assert_eq!(summary["services"], 32);
+    assert_eq!(
+        summary["checks"]["netscaler"]["cves"]["CVE-2019-19781"]["vulnerable"],
+        5
+    );
+    // The demo's scan is in its database.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (state, services): (String, i64) = conn
+        .query_row(
+            "SELECT state, services FROM scans ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), services), ("finished", 32));
+    let vulnerable: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM findings WHERE cve = 'CVE-2019-19781' AND state = 'vulnerable'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(vulnerable, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,7 +295,7 @@ async fn running_out_of_descriptors_is_never_a_closed_port() {
     let _lab = lab("127.44.0.1", &[Behaviour::Http; 40]).await;
     let out = tokio::task::spawn_blocking(|| {
         let script = format!(
-            "ulimit -n 24 && exec {} scan --scope 127.44.0.0/24 --ports 18443 --discover --rate 0 --per-network-rate 0 -c 64 --json 127.44.0.1-127.44.0.40",
+            "ulimit -n 24 && exec {} scan --scope 127.44.0.0/24 --ports 18443 --discover --rate 0 --per-network-rate 0 -c 64 --no-db --json 127.44.0.1-127.44.0.40",
             env!("CARGO_BIN_EXE_wachter")
         );
         Command::new("sh").arg("-c").arg(script).env_remove("WACHTER_CONFIG").output().unwrap()
@@ -275,4 +307,25 @@ async fn running_out_of_descriptors_is_never_a_closed_port() {
     let recs = records(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(recs.len(), 40);
     assert!(recs.iter().all(|r| r["status"] == "open"), "{stderr}");
+}
+
+#[test]
+fn a_foreign_database_stops_the_scan_before_it_starts() {
+    let db = work_dir().join("foreign.db");
+    let _ = std::fs::remove_file(&db);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE patients (name TEXT)")
+        .unwrap();
+    let out = wachter(&[
+        "scan",
+        "--scope",
+        "127.46.0.0/24",
+        "--db",
+        db.to_str().unwrap(),
+        "127.46.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a wachter database"));
+    assert!(out.stdout.is_empty());
 }

@@ -1,0 +1,464 @@
+//! The store: everything wachter remembers about a case, in an embedded SQLite file.
+//!
+//! - `scans`: one row per run, with its parameters, state and summary.
+//! - `services`: (address, port, hostname), the unit everything else hangs on.
+//! - `observations`: append-only; one per service per scan, with the whole record (JSON)
+//!   so no evidence is ever lost to a schema that did not foresee it.
+//! - `certificates`: by SHA-256, DER kept.
+//! - `findings`: the current state per (service, CVE), and `finding_history` with every
+//!   change, so "546 → 70" is a query, not a spreadsheet.
+//!
+//! Only this crate knows SQL. Writes arrive through [`StoreSink`], which the scan engine's
+//! writer thread feeds; it commits in batches (one transaction per [`BATCH`] records), so a
+//! kill loses at most the batch in flight and never corrupts the file (WAL).
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use wachter_core::assessment::{Product, Verdict};
+use wachter_core::record::ServiceRecord;
+use wachter_scan::output::RecordSink;
+
+/// `PRAGMA application_id`: marks a SQLite file as wachter's ("WACH").
+const APPLICATION_ID: i64 = 0x5741_4348;
+/// The schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+/// Records per transaction.
+pub const BATCH: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path} is not a wachter database (it holds other data); nothing was written")]
+    Foreign { path: String },
+    #[error(
+        "{path} was written by a newer wachter (schema {found}, this build knows {SCHEMA_VERSION})"
+    )]
+    TooNew { path: String, found: i64 },
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
+}
+
+/// An open store.
+pub struct Store {
+    conn: Connection,
+    path: String,
+}
+
+/// What a scan is, as remembered.
+#[derive(Clone, Debug, Default)]
+pub struct ScanInfo {
+    pub seed: u64,
+    pub shard: String,
+    pub ports: String,
+    pub check: String,
+    pub scope: String,
+    /// The full parameters as JSON, for reproducing the scan.
+    pub params: String,
+}
+
+impl Store {
+    /// Opens (creating on first use) and migrates the database at `path`. A file that is
+    /// not a wachter database is refused before anything is written.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let name = path.display().to_string();
+        let err = |source| StoreError::Sqlite {
+            path: name.clone(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        let app_id: i64 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(err)?;
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(err)?;
+        if app_id != APPLICATION_ID && (app_id != 0 || tables > 0) {
+            return Err(StoreError::Foreign { path: name });
+        }
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: name,
+                found: version,
+            });
+        }
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        )
+        .map_err(err)?;
+        let store = Store { conn, path: name };
+        store.migrate(version)?;
+        Ok(store)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&self, from: i64) -> Result<(), StoreError> {
+        if from < 1 {
+            self.conn.execute_batch(MIGRATION_1).map_err(self.err())?;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Records the start of a scan; returns its id.
+    pub fn begin_scan(&self, info: &ScanInfo) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO scans (started_at, seed, shard, ports, check_name, scope, params, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running')",
+                params![now(), info.seed as i64, info.shard, info.ports, info.check, info.scope, info.params],
+            )
+            .map_err(self.err())?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Marks a scan finished (or interrupted) and keeps its summary.
+    pub fn finish_scan(
+        &self,
+        scan_id: i64,
+        interrupted: bool,
+        summary_json: &str,
+    ) -> Result<(), StoreError> {
+        let state = if interrupted {
+            "interrupted"
+        } else {
+            "finished"
+        };
+        self.conn
+            .execute(
+                "UPDATE scans SET finished_at = ?1, state = ?2, summary = ?3, services = (SELECT count(*) FROM observations WHERE scan_id = ?4) WHERE id = ?4",
+                params![now(), state, summary_json, scan_id],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Writes records of one scan in a single transaction.
+    pub fn write_batch(
+        &mut self,
+        scan_id: i64,
+        records: &[ServiceRecord],
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut service = tx
+                .prepare_cached("INSERT INTO services (ip, port, hostname) VALUES (?1, ?2, ?3) ON CONFLICT (ip, port, hostname) DO UPDATE SET ip = excluded.ip RETURNING id")
+                .map_err(err)?;
+            let mut cert = tx
+                .prepare_cached("INSERT INTO certificates (sha256, der, subject, issuer, not_after, sans, first_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (sha256) DO NOTHING")
+                .map_err(err)?;
+            let mut observation = tx
+                .prepare_cached("INSERT INTO observations (scan_id, service_id, observed_at, status, protocol, cert_sha256, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .map_err(err)?;
+            let mut current = tx
+                .prepare_cached("SELECT id, state FROM findings WHERE service_id = ?1 AND cve = ?2")
+                .map_err(err)?;
+            let mut insert_finding = tx
+                .prepare_cached("INSERT INTO findings (service_id, cve, state, basis, detail, first_seen, last_seen, last_scan_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) RETURNING id")
+                .map_err(err)?;
+            let mut update_finding = tx
+                .prepare_cached("UPDATE findings SET state = ?1, basis = ?2, detail = ?3, last_seen = ?4, last_scan_id = ?5 WHERE id = ?6")
+                .map_err(err)?;
+            let mut history = tx
+                .prepare_cached("INSERT INTO finding_history (finding_id, scan_id, at, from_state, to_state) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(err)?;
+            for record in records {
+                let hostname = record.hostname.clone().unwrap_or_default();
+                let service_id: i64 = service
+                    .query_row(params![record.ip.to_string(), record.port, hostname], |r| {
+                        r.get(0)
+                    })
+                    .map_err(err)?;
+                let leaf = record.tls.as_ref().and_then(|t| t.chain.first());
+                if let Some(leaf) = leaf {
+                    let der = base64_decode(&leaf.der);
+                    let sans = serde_json::to_string(&leaf.sans).unwrap_or_default();
+                    cert.execute(params![
+                        leaf.sha256,
+                        der,
+                        leaf.subject,
+                        leaf.issuer,
+                        leaf.not_after,
+                        sans,
+                        record.time
+                    ])
+                    .map_err(err)?;
+                }
+                let json = serde_json::to_string(record).unwrap_or_default();
+                observation
+                    .execute(params![
+                        scan_id,
+                        service_id,
+                        record.time,
+                        record.status.as_str(),
+                        record.protocol.map(|p| p.as_str()),
+                        leaf.map(|l| l.sha256.clone()),
+                        json
+                    ])
+                    .map_err(err)?;
+                for assessment in record
+                    .checks
+                    .iter()
+                    .filter(|a| a.product == Product::Netscaler)
+                {
+                    for v in assessment
+                        .cves
+                        .iter()
+                        .filter(|v| v.verdict != Verdict::NotApplicable)
+                    {
+                        let state = v.verdict.as_str();
+                        let basis = serde_json::to_value(v.basis)
+                            .ok()
+                            .and_then(|b| b.as_str().map(str::to_string))
+                            .unwrap_or_default();
+                        let existing: Option<(i64, String)> = current
+                            .query_row(params![service_id, v.cve], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                            .map_err(err)?;
+                        match existing {
+                            None => {
+                                let id: i64 = insert_finding
+                                    .query_row(
+                                        params![
+                                            service_id,
+                                            v.cve,
+                                            state,
+                                            basis,
+                                            v.detail,
+                                            record.time,
+                                            scan_id
+                                        ],
+                                        |r| r.get(0),
+                                    )
+                                    .map_err(err)?;
+                                history
+                                    .execute(params![
+                                        id,
+                                        scan_id,
+                                        record.time,
+                                        Option::<String>::None,
+                                        state
+                                    ])
+                                    .map_err(err)?;
+                            }
+                            Some((id, old)) => {
+                                update_finding
+                                    .execute(params![
+                                        state,
+                                        basis,
+                                        v.detail,
+                                        record.time,
+                                        scan_id,
+                                        id
+                                    ])
+                                    .map_err(err)?;
+                                if old != state {
+                                    history
+                                        .execute(params![id, scan_id, record.time, old, state])
+                                        .map_err(err)?;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Open findings per CVE and state, for summaries and tests.
+    pub fn finding_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT cve, state, count(*) FROM findings GROUP BY cve, state ORDER BY cve, state",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// How many observations a scan holds.
+    pub fn observation_count(&self, scan_id: i64) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM observations WHERE scan_id = ?1",
+                [scan_id],
+                |r| r.get(0),
+            )
+            .map_err(self.err())
+    }
+
+    /// State changes of one finding, oldest first: (scan id, from, to).
+    pub fn history(
+        &self,
+        ip: &str,
+        port: u16,
+        cve: &str,
+    ) -> Result<Vec<(i64, Option<String>, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT h.scan_id, h.from_state, h.to_state FROM finding_history h JOIN findings f ON f.id = h.finding_id \
+                 JOIN services s ON s.id = f.service_id WHERE s.ip = ?1 AND s.port = ?2 AND f.cve = ?3 ORDER BY h.id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![ip, port, cve], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+}
+
+const MIGRATION_1: &str = "
+BEGIN;
+CREATE TABLE scans (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    seed INTEGER NOT NULL,
+    shard TEXT NOT NULL,
+    ports TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    params TEXT NOT NULL,
+    state TEXT NOT NULL,
+    services INTEGER NOT NULL DEFAULT 0,
+    summary TEXT
+);
+CREATE TABLE services (
+    id INTEGER PRIMARY KEY,
+    ip TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    hostname TEXT NOT NULL DEFAULT '',
+    UNIQUE (ip, port, hostname)
+);
+CREATE TABLE certificates (
+    sha256 TEXT PRIMARY KEY,
+    der BLOB NOT NULL,
+    subject TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    not_after TEXT,
+    sans TEXT NOT NULL,
+    first_seen TEXT NOT NULL
+);
+CREATE TABLE observations (
+    id INTEGER PRIMARY KEY,
+    scan_id INTEGER NOT NULL REFERENCES scans (id),
+    service_id INTEGER NOT NULL REFERENCES services (id),
+    observed_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    protocol TEXT,
+    cert_sha256 TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX observations_by_scan ON observations (scan_id);
+CREATE INDEX observations_by_service ON observations (service_id);
+CREATE TABLE findings (
+    id INTEGER PRIMARY KEY,
+    service_id INTEGER NOT NULL REFERENCES services (id),
+    cve TEXT NOT NULL,
+    state TEXT NOT NULL,
+    basis TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    last_scan_id INTEGER NOT NULL REFERENCES scans (id),
+    UNIQUE (service_id, cve)
+);
+CREATE TABLE finding_history (
+    id INTEGER PRIMARY KEY,
+    finding_id INTEGER NOT NULL REFERENCES findings (id),
+    scan_id INTEGER NOT NULL REFERENCES scans (id),
+    at TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL
+);
+PRAGMA application_id = 1463894856;
+PRAGMA user_version = 1;
+COMMIT;
+";
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The DER as bytes; it came from our own encoder, and a decoding failure keeps an empty
+/// blob rather than losing the observation (whose JSON still holds the text).
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_default()
+}
+
+/// Feeds records into the store from the engine's writer thread, one transaction per batch.
+pub struct StoreSink {
+    store: Store,
+    scan_id: i64,
+    pending: Vec<ServiceRecord>,
+}
+
+impl StoreSink {
+    pub fn new(store: Store, scan_id: i64) -> Self {
+        StoreSink {
+            store,
+            scan_id,
+            pending: Vec::with_capacity(BATCH),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        self.store
+            .write_batch(self.scan_id, &batch)
+            .map_err(std::io::Error::other)
+    }
+}
+
+impl RecordSink for StoreSink {
+    fn write(&mut self, record: &ServiceRecord) -> std::io::Result<()> {
+        self.pending.push(record.clone());
+        if self.pending.len() >= BATCH {
+            self.flush()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests;

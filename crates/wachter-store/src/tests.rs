@@ -1,0 +1,130 @@
+use wachter_core::assessment::{Assessment, Basis, CveVerdict, Flags, Product, Verdict};
+use wachter_core::record::{ServiceRecord, Status};
+
+use super::*;
+
+fn temp_db(name: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("wachter-store-{}-{name}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn record(ip: &str, verdict: Verdict) -> ServiceRecord {
+    let mut r = ServiceRecord::new(
+        ip.parse().unwrap(),
+        443,
+        None,
+        "2026-01-01T00:00:00Z".into(),
+    );
+    r.status = Status::Open;
+    r.checks.push(Assessment {
+        check: "netscaler".into(),
+        product: Product::Netscaler,
+        signals: vec![],
+        build: None,
+        probe: None,
+        cves: vec![
+            CveVerdict {
+                cve: "CVE-2019-19781".into(),
+                verdict,
+                basis: Basis::Probe,
+                detail: String::new(),
+            },
+            CveVerdict {
+                cve: "CVE-2023-3519".into(),
+                verdict: Verdict::NotApplicable,
+                basis: Basis::None,
+                detail: String::new(),
+            },
+        ],
+        flags: Flags::default(),
+    });
+    r
+}
+
+#[test]
+fn findings_keep_their_history_across_scans() {
+    let path = temp_db("history");
+    let mut store = Store::open(&path).unwrap();
+    for (i, verdict) in [
+        Verdict::Vulnerable,
+        Verdict::Vulnerable,
+        Verdict::Mitigated,
+        Verdict::Patched,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let scan = store
+            .begin_scan(&ScanInfo {
+                seed: i as u64,
+                ..ScanInfo::default()
+            })
+            .unwrap();
+        store
+            .write_batch(
+                scan,
+                &[
+                    record("127.60.0.1", verdict),
+                    record("127.60.0.2", Verdict::Vulnerable),
+                ],
+            )
+            .unwrap();
+        store.finish_scan(scan, false, "{}").unwrap();
+        assert_eq!(store.observation_count(scan).unwrap(), 2);
+    }
+    let history = store.history("127.60.0.1", 443, "CVE-2019-19781").unwrap();
+    let states: Vec<(Option<String>, String)> = history
+        .into_iter()
+        .map(|(_, from, to)| (from, to))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (None, "vulnerable".into()),
+            (Some("vulnerable".into()), "mitigated".into()),
+            (Some("mitigated".into()), "patched".into())
+        ]
+    );
+    let counts = store.finding_counts().unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            ("CVE-2019-19781".into(), "patched".into(), 1),
+            ("CVE-2019-19781".into(), "vulnerable".into(), 1)
+        ]
+    );
+    drop(store);
+    // Reopening an existing wachter database works and does not migrate twice.
+    assert!(Store::open(&path).is_ok());
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn a_foreign_database_is_refused_untouched() {
+    let path = temp_db("foreign");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE patients (name TEXT); INSERT INTO patients VALUES ('x');")
+            .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    assert!(matches!(
+        Store::open(&path),
+        Err(StoreError::Foreign { .. })
+    ));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "nothing may be written to a foreign file"
+    );
+    std::fs::remove_file(&path).unwrap();
+    let junk = temp_db("junk");
+    std::fs::write(
+        &junk,
+        b"this is not a database at all, just text that is long enough to matter",
+    )
+    .unwrap();
+    assert!(Store::open(&junk).is_err());
+    std::fs::remove_file(&junk).unwrap();
+}
