@@ -118,23 +118,16 @@ impl TlsClient {
             handshakes: 1,
             ..TlsInfo::default()
         };
-        let ssl = self.connector.configure().and_then(|c| {
-            c.use_server_name_indication(sni.is_some())
-                .verify_hostname(false)
-                .into_ssl(sni.unwrap_or(""))
-        });
-        let ssl = match ssl {
-            Ok(ssl) => ssl,
-            Err(e) => {
-                info.failure = Some(format!("local TLS setup failed: {e}"));
-                return Handshake::Failed {
-                    info,
-                    failure: TlsFailure::Handshake,
-                    received: Vec::new(),
-                };
-            }
-        };
-        let mut tls = match SslStream::new(ssl, Recorder::new(stream)) {
+        let setup = self
+            .connector
+            .configure()
+            .and_then(|c| {
+                c.use_server_name_indication(sni.is_some())
+                    .verify_hostname(false)
+                    .into_ssl(sni.unwrap_or(""))
+            })
+            .and_then(|ssl| SslStream::new(ssl, Recorder::new(stream)));
+        let mut tls = match setup {
             Ok(tls) => tls,
             Err(e) => {
                 info.failure = Some(format!("local TLS setup failed: {e}"));

@@ -143,12 +143,8 @@ pub async fn run_scan(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            break;
-        };
         let shared = shared.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
+        let probe = async move {
             let record = shared
                 .prober
                 .probe(&Target {
@@ -158,8 +154,10 @@ pub async fn run_scan(
                 })
                 .await;
             let _ = shared.records.send(record).await;
-        });
-        while tasks.try_join_next().is_some() {}
+        };
+        if !spawn_bounded(&permits, &mut tasks, probe).await {
+            break;
+        }
     }
 
     // 2. The streamed targets, read on a thread (file I/O) through the shuffle window.
@@ -191,15 +189,14 @@ pub async fn run_scan(
                 break;
             }
         };
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            break;
-        };
         let shared = shared.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            probe_item(&shared, item).await;
-        });
-        while tasks.try_join_next().is_some() {}
+        if !spawn_bounded(&permits, &mut tasks, async move {
+            probe_item(&shared, item).await
+        })
+        .await
+        {
+            break;
+        }
     }
     drop(items_rx);
     let _ = reader.join();
@@ -240,6 +237,25 @@ pub async fn run_scan(
         interrupted: stop.load(Ordering::Relaxed),
         stopped_by,
     })
+}
+
+/// Takes a concurrency permit, then spawns `work` holding it, and reaps finished tasks so
+/// the set stays bounded. Permit before spawn: the number of tasks never exceeds the permits.
+/// `false` when the semaphore is closed.
+async fn spawn_bounded(
+    permits: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+    work: impl Future<Output = ()> + Send + 'static,
+) -> bool {
+    let Ok(permit) = permits.clone().acquire_owned().await else {
+        return false;
+    };
+    tasks.spawn(async move {
+        let _permit = permit;
+        work.await;
+    });
+    while tasks.try_join_next().is_some() {}
+    true
 }
 
 /// Probes one streamed item: an address (with its own port or every scan port) or a

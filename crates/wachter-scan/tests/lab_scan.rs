@@ -105,22 +105,15 @@ impl Scan {
     }
 }
 
-/// The behaviours about transport and hostility (the NetScaler ones have their own test).
-const TRANSPORT_BEHAVIOURS: [Behaviour; 13] = [
-    Behaviour::Http,
-    Behaviour::Https,
-    Behaviour::LegacyTls,
-    Behaviour::Closed,
-    Behaviour::SilentClose,
-    Behaviour::Tarpit,
-    Behaviour::SlowDrip,
-    Behaviour::EndlessBody,
-    Behaviour::Garbage,
-    Behaviour::TlsAlert,
-    Behaviour::ResetMidResponse,
-    Behaviour::OtherProtocol,
-    Behaviour::Bare403,
-];
+/// The behaviours about transport and hostility (the NetScaler states have their own test).
+fn transport_behaviours() -> Vec<Behaviour> {
+    Behaviour::ALL
+        .into_iter()
+        .filter(|b| {
+            b.appliance().is_none() && !matches!(b, Behaviour::Honeypot | Behaviour::CatchAll)
+        })
+        .collect()
+}
 
 fn hosts(block: &str, port: u16, behaviours: &[Behaviour]) -> Vec<HostSpec> {
     let range: IpRange = block.parse().unwrap();
@@ -151,7 +144,7 @@ fn by_ip(records: &[ServiceRecord]) -> HashMap<IpAddr, &ServiceRecord> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_behaviour_gives_its_record() {
     let lab = Lab::start(
-        hosts("127.31.0.0/28", 18443, &TRANSPORT_BEHAVIOURS),
+        hosts("127.31.0.0/28", 18443, &transport_behaviours()),
         &options(false),
     )
     .await
@@ -256,7 +249,7 @@ async fn every_behaviour_gives_its_record() {
                     .all(|ex| matches!(ex.outcome, HttpOutcome::Closed | HttpOutcome::Reset))
             ),
             Behaviour::Closed => assert!(r.http.is_empty() && r.tls.is_none()),
-            other => unreachable!("{other} is not in TRANSPORT_BEHAVIOURS"),
+            other => unreachable!("{other} is not a transport behaviour"),
         }
     }
 }

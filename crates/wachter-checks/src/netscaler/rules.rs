@@ -132,41 +132,22 @@ impl CveRule {
                 ),
             );
         }
-        if let Some(first_fixed) = self.fips.get(&branch) {
-            return if v.build_key() < *first_fixed {
+        let threshold = self
+            .fips
+            .get(&branch)
+            .map(|f| (f, "FIPS/NDcPP build "))
+            .or_else(|| self.fixed.get(&v.train()).map(|f| (f, "build ")));
+        if let Some((&(build, patch), kind)) = threshold {
+            let first_fixed = format!("{}.{}-{build}.{patch}", v.major, v.minor);
+            return if v.build_key() < (build, patch) {
                 say(
                     Verdict::Vulnerable,
-                    format!(
-                        "{v} is below the first fixed FIPS/NDcPP build {}.{}-{}.{}",
-                        v.major, v.minor, first_fixed.0, first_fixed.1
-                    ),
+                    format!("{v} is below the first fixed {kind}{first_fixed}"),
                 )
             } else {
                 say(
                     Verdict::Patched,
-                    format!(
-                        "{v} is at or above the first fixed FIPS/NDcPP build {}.{}-{}.{}",
-                        v.major, v.minor, first_fixed.0, first_fixed.1
-                    ),
-                )
-            };
-        }
-        if let Some(first_fixed) = self.fixed.get(&v.train()) {
-            return if v.build_key() < *first_fixed {
-                say(
-                    Verdict::Vulnerable,
-                    format!(
-                        "{v} is below the first fixed build {}.{}-{}.{}",
-                        v.major, v.minor, first_fixed.0, first_fixed.1
-                    ),
-                )
-            } else {
-                say(
-                    Verdict::Patched,
-                    format!(
-                        "{v} is at or above the first fixed build {}.{}-{}.{}",
-                        v.major, v.minor, first_fixed.0, first_fixed.1
-                    ),
+                    format!("{v} is at or above the first fixed {kind}{first_fixed}"),
                 )
             };
         }
