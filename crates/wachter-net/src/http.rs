@@ -544,13 +544,20 @@ async fn read_until_close<S: AsyncRead + Unpin>(
             return (false, false);
         }
         let room = (cap - buf.len()).min(16 * 1024);
-        match read_more(stream, buf, room, deadline).await {
+        // Without framing only a close ends the body; a server that neither closes nor sends
+        // (a responder's bare 403 on a kept-open connection) is given an idle limit instead
+        // of the whole deadline.
+        let idle = deadline.min(Instant::now() + UNFRAMED_IDLE);
+        match read_more(stream, buf, room, idle).await {
             Read::Data => {}
             Read::Eof => return (true, false),
             _ => return (false, false),
         }
     }
 }
+
+/// How long an unframed body may pause before wachter stops waiting for more.
+const UNFRAMED_IDLE: Duration = Duration::from_millis(1500);
 
 /// An incremental, size-capped chunked-transfer decoder.
 #[derive(Default)]
@@ -840,6 +847,40 @@ mod tests {
         )
         .await;
         assert!(!conflicting.reusable);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unframed_answer_on_an_open_connection_ends_at_the_idle_limit() {
+        let (mut client, mut server) = tokio::io::duplex(4096);
+        tokio::spawn(async move {
+            let mut request = vec![0u8; 4096];
+            let _ = server.read(&mut request).await;
+            let _ = server.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
+            // Keep the connection open for far longer than the exchange deadline.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(server);
+        });
+        let limits = HttpLimits {
+            max_head: 8 * 1024,
+            max_body: 1024,
+            response_timeout: Duration::from_secs(10),
+        };
+        let request = render_request(&RequestSpec::get("t", "/vpn/../vpns/"), "h", "ua").unwrap();
+        let started = Instant::now();
+        let ex = exchange(
+            &mut client,
+            "t",
+            request,
+            1,
+            &limits,
+            Instant::now() + Duration::from_secs(30),
+        )
+        .await;
+        assert_eq!(ex.exchange.status, Some(403));
+        assert_eq!(ex.exchange.body, None);
+        assert!(!ex.reusable);
+        // Paused clock: virtual time, so this asserts the limit used, not the machine's speed.
+        assert_eq!(started.elapsed(), UNFRAMED_IDLE);
     }
 
     #[tokio::test]
