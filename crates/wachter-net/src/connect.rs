@@ -130,6 +130,28 @@ impl Connector {
 
     /// Connects to `addr` unless the policy refuses it, giving up at `deadline`.
     pub async fn connect(&self, addr: SocketAddr, deadline: Instant) -> ConnectOutcome {
+        self.connect_inner(addr, deadline, false).await
+    }
+
+    /// Waits until the rate limits allow one more connection to `ip`. A caller that starts a
+    /// target's clock only after this (see [`Connector::connect_admitted`]) keeps wachter's
+    /// own queueing out of the target's deadline.
+    pub async fn admit(&self, ip: IpAddr) {
+        self.wait_for_rate(ip).await;
+    }
+
+    /// Like [`Connector::connect`], for a caller whose first attempt already went through
+    /// [`Connector::admit`].
+    pub async fn connect_admitted(&self, addr: SocketAddr, deadline: Instant) -> ConnectOutcome {
+        self.connect_inner(addr, deadline, true).await
+    }
+
+    async fn connect_inner(
+        &self,
+        addr: SocketAddr,
+        deadline: Instant,
+        admitted: bool,
+    ) -> ConnectOutcome {
         if let Err(refusal) = self.policy.check(addr.ip()) {
             self.stats.blocked.fetch_add(1, Ordering::Relaxed);
             return ConnectOutcome::Blocked(refusal);
@@ -137,8 +159,23 @@ impl Connector {
         let mut attempts = 0;
         let mut timeouts = 0;
         let mut local_failures = 0;
+        let mut admitted = admitted;
         loop {
-            self.wait_for_rate(addr.ip()).await;
+            if !std::mem::take(&mut admitted) {
+                self.wait_for_rate(addr.ip()).await;
+            }
+            if Instant::now() >= deadline {
+                // Our own rate-limit queue outlasted the deadline: nothing was tried, so this
+                // says nothing about the target.
+                return match timeouts {
+                    0 => ConnectOutcome::Error {
+                        kind: "deadline",
+                        detail: "the deadline passed while waiting for the rate limit".into(),
+                        attempts,
+                    },
+                    _ => ConnectOutcome::Filtered { attempts },
+                };
+            }
             attempts += 1;
             let n = self.stats.attempts.fetch_add(1, Ordering::Relaxed);
             if n % 65_536 == 65_535

@@ -131,6 +131,26 @@ impl Prober {
 
     /// Probes one target. Never fails: every outcome is recorded.
     pub async fn probe(&self, target: &Target) -> ServiceRecord {
+        let addr = SocketAddr::new(target.ip, target.port);
+        // Refused targets cost no rate-limit token; the connector checks again at the socket.
+        if let Err(refusal) = self.connector.policy().check(target.ip) {
+            let mut record = ServiceRecord::new(
+                target.ip,
+                target.port,
+                target.hostname.clone(),
+                now_rfc3339(),
+            );
+            record.status = Status::Blocked;
+            record.blocked_by = Some(refusal);
+            self.connector
+                .stats()
+                .blocked
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return record;
+        }
+        // The target's clock starts when the rate limits let its first connection go:
+        // waiting in wachter's own queue is not the target being slow.
+        self.connector.admit(target.ip).await;
         let started = Instant::now();
         let deadline = started + self.config.target_timeout;
         let mut record = ServiceRecord::new(
@@ -139,9 +159,8 @@ impl Prober {
             target.hostname.clone(),
             now_rfc3339(),
         );
-        let addr = SocketAddr::new(target.ip, target.port);
-
-        let first = self.connect(addr, deadline, &mut record).await;
+        let outcome = self.connector.connect_admitted(addr, deadline).await;
+        let first = self.record_connect(outcome, &mut record);
         if let Some(stream) = first {
             record.status = Status::Open;
             if self.config.depth == ProbeDepth::Http {
@@ -172,7 +191,16 @@ impl Prober {
         deadline: Instant,
         record: &mut ServiceRecord,
     ) -> Option<GuardedStream> {
-        match self.connector.connect(addr, deadline).await {
+        let outcome = self.connector.connect(addr, deadline).await;
+        self.record_connect(outcome, record)
+    }
+
+    fn record_connect(
+        &self,
+        outcome: ConnectOutcome,
+        record: &mut ServiceRecord,
+    ) -> Option<GuardedStream> {
+        match outcome {
             ConnectOutcome::Connected {
                 stream,
                 elapsed,

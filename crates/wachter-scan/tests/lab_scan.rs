@@ -29,6 +29,8 @@ const TARGET_TIMEOUT: Duration = Duration::from_secs(3);
 const NO_HANG: Duration = Duration::from_secs(120);
 
 struct Scan {
+    limits: RateLimits,
+    target_timeout: Duration,
     scope: Vec<&'static str>,
     ports: &'static str,
     requests: Vec<RequestSpec>,
@@ -41,6 +43,11 @@ struct Scan {
 impl Default for Scan {
     fn default() -> Self {
         Scan {
+            limits: RateLimits {
+                global: None,
+                per_network: None,
+            },
+            target_timeout: TARGET_TIMEOUT,
             scope: vec!["127.0.0.0/8"],
             ports: "18443",
             requests: vec![RequestSpec::get("root", "/")],
@@ -59,10 +66,7 @@ impl Scan {
         let connect = ConnectOptions {
             connect_timeout: Duration::from_secs(2),
             retries: 0,
-            limits: RateLimits {
-                global: None,
-                per_network: None,
-            },
+            limits: self.limits,
         };
         let probe = ProbeConfig {
             depth: self.depth,
@@ -74,7 +78,7 @@ impl Scan {
                 response_timeout: Duration::from_secs(2),
             },
             tls_timeout: Duration::from_secs(2),
-            target_timeout: TARGET_TIMEOUT,
+            target_timeout: self.target_timeout,
             ..ProbeConfig::default()
         };
         let prober =
@@ -476,4 +480,35 @@ async fn shards_split_a_scan_without_overlap_or_gap() {
         .filter(|(ip, port)| ip.to_string().starts_with("127.36.0.") && *port == 18443)
         .count();
     assert_eq!(open, 32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_the_rate_limit_is_not_a_timeout() {
+    // 40 listeners, 10 new connections per second (a burst of 10, then one every 100 ms), a
+    // 500 ms budget per target and all 40 in flight at once: most targets wait longer for
+    // their turn than their whole budget. That wait is wachter's own queue, so every host
+    // must still come out open.
+    let _lab = Lab::start(
+        hosts("127.37.0.0/26", 18443, &[Behaviour::Http; 40]),
+        &options(false),
+    )
+    .await
+    .unwrap();
+    let scan = Scan {
+        limits: RateLimits {
+            global: std::num::NonZeroU32::new(10),
+            per_network: None,
+        },
+        target_timeout: Duration::from_millis(500),
+        depth: ProbeDepth::Connect,
+        ..Scan::default()
+    };
+    let (records, _) = scan.run(&["127.37.0.0-127.37.0.39"]).await;
+    assert_eq!(records.len(), 40);
+    let not_open: Vec<_> = records
+        .iter()
+        .filter(|r| r.status != Status::Open)
+        .map(|r| (r.ip, r.status, r.error.clone()))
+        .collect();
+    assert!(not_open.is_empty(), "{not_open:?}");
 }
