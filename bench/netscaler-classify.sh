@@ -37,9 +37,10 @@ for _ in $(seq 1 200); do grep -q listening "$out/lab.log" 2>/dev/null && break;
 grep -q listening "$out/lab.log" || { echo "lab did not start"; cat "$out/lab.log"; exit 1; }
 
 for round in $(seq 1 "$ROUNDS"); do
+    rm -f "$out"/wachter.db*   # a fresh store each round: the scan records into it as usual
     /usr/bin/time -f '%e %P %M' -o "$out/wachter.$round.time" \
         "$wachter" scan "$NET" --scope "$NET" --ports "$PORT" --check netscaler --rate 0 --per-network-rate 0 \
-        -c "$CONCURRENCY" --connect-timeout 2000 --target-timeout 10000 --retries 0 --no-progress --json \
+        -c "$CONCURRENCY" --connect-timeout 2000 --target-timeout 10000 --retries 0 --no-progress --json --db "$out/wachter.db" \
         -o "$out/wachter.$round.jsonl" >"$out/wachter.$round.summary.json"
     /usr/bin/time -f '%e %P %M' -o "$out/nmap.$round.time" \
         nmap -sT -Pn -n -p "$PORT" --script ssl-cert,http-title "$NET" -oX "$out/nmap.$round.xml" >/dev/null

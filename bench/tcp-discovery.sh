@@ -33,9 +33,10 @@ for _ in $(seq 1 100); do grep -q listening "$out/lab.log" 2>/dev/null && break;
 grep -q listening "$out/lab.log" || { echo "lab did not start"; cat "$out/lab.log"; exit 1; }
 
 for round in $(seq 1 "$ROUNDS"); do
+    rm -f "$out"/wachter.db*   # a fresh store each round: the scan records into it as usual
     /usr/bin/time -f '%e %P %M' -o "$out/wachter.$round.time" \
         "$wachter" scan "$NET" --scope "$NET" --ports "$PORT" --discover --rate 0 --per-network-rate 0 \
-        -c "$CONCURRENCY" --connect-timeout 1000 --retries 0 --open-only --no-progress --json \
+        -c "$CONCURRENCY" --connect-timeout 1000 --retries 0 --open-only --no-progress --json --db "$out/wachter.db" \
         -o "$out/wachter.$round.jsonl" >"$out/wachter.$round.summary.json"
     /usr/bin/time -f '%e %P %M' -o "$out/nmap.$round.time" \
         nmap -sT -Pn -n -p "$PORT" "$NET" -oG "$out/nmap.$round.gnmap" >/dev/null

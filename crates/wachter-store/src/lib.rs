@@ -16,7 +16,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use wachter_core::assessment::{Product, Verdict};
-use wachter_core::record::ServiceRecord;
+use wachter_core::record::{ServiceRecord, Status};
 use wachter_scan::output::RecordSink;
 
 /// `PRAGMA application_id`: marks a SQLite file as wachter's ("WACH").
@@ -164,6 +164,11 @@ impl Store {
             let mut service = tx
                 .prepare_cached("INSERT INTO services (ip, port, hostname) VALUES (?1, ?2, ?3) ON CONFLICT (ip, port, hostname) DO UPDATE SET ip = excluded.ip RETURNING id")
                 .map_err(err)?;
+            let mut known = tx
+                .prepare_cached(
+                    "SELECT id FROM services WHERE ip = ?1 AND port = ?2 AND hostname = ?3",
+                )
+                .map_err(err)?;
             let mut cert = tx
                 .prepare_cached("INSERT INTO certificates (sha256, der, subject, issuer, not_after, sans, first_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (sha256) DO NOTHING")
                 .map_err(err)?;
@@ -184,11 +189,18 @@ impl Store {
                 .map_err(err)?;
             for record in records {
                 let hostname = record.hostname.clone().unwrap_or_default();
-                let service_id: i64 = service
-                    .query_row(params![record.ip.to_string(), record.port, hostname], |r| {
-                        r.get(0)
-                    })
-                    .map_err(err)?;
+                let key = params![record.ip.to_string(), record.port, hostname];
+                // The empty Internet is not remembered: a closed or silent address becomes a
+                // service only once it has been seen open. A known service that stops
+                // answering is recorded, so it can show as unreachable rather than fixed.
+                let service_id: i64 = match record.status {
+                    Status::Open => service.query_row(key, |r| r.get(0)).map_err(err)?,
+                    Status::Blocked => continue,
+                    _ => match known.query_row(key, |r| r.get(0)).optional().map_err(err)? {
+                        Some(id) => id,
+                        None => continue,
+                    },
+                };
                 let leaf = record.tls.as_ref().and_then(|t| t.chain.first());
                 if let Some(leaf) = leaf {
                     let der = base64_decode(&leaf.der);

@@ -101,6 +101,38 @@ fn findings_keep_their_history_across_scans() {
 }
 
 #[test]
+fn closed_addresses_are_remembered_only_once_seen_open() {
+    let path = temp_db("closed");
+    let mut store = Store::open(&path).unwrap();
+    let scan = store.begin_scan(&ScanInfo::default()).unwrap();
+    let mut closed = record("127.60.1.1", Verdict::Vulnerable);
+    closed.status = Status::Closed;
+    closed.checks.clear();
+    let mut blocked = closed.clone();
+    blocked.status = Status::Blocked;
+    store
+        .write_batch(scan, &[closed.clone(), blocked.clone()])
+        .unwrap();
+    assert_eq!(
+        store.observation_count(scan).unwrap(),
+        0,
+        "never-open addresses are not stored"
+    );
+    let later = store.begin_scan(&ScanInfo::default()).unwrap();
+    store
+        .write_batch(later, &[record("127.60.1.1", Verdict::Vulnerable)])
+        .unwrap();
+    let last = store.begin_scan(&ScanInfo::default()).unwrap();
+    store.write_batch(last, &[closed, blocked]).unwrap();
+    assert_eq!(
+        store.observation_count(last).unwrap(),
+        1,
+        "a known service that closed is recorded"
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn a_foreign_database_is_refused_untouched() {
     let path = temp_db("foreign");
     {
