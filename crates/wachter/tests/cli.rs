@@ -330,3 +330,48 @@ fn a_foreign_database_stops_the_scan_before_it_starts() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a wachter database"));
     assert!(out.stdout.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_loopback_is_scanned_like_ipv4() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    }
+    let _lab = Lab::start(
+        vec![HostSpec {
+            ip: "::1".parse().unwrap(),
+            port: 18449,
+            behaviour: Behaviour::NsMitigated,
+            hostname: None,
+        }],
+        &LabOptions {
+            key: KeyKind::Ecdsa,
+            drip_interval: Duration::from_millis(50),
+            log_requests: false,
+        },
+    )
+    .await
+    .unwrap();
+    let out = tokio::task::spawn_blocking(|| {
+        wachter(&["scan", "--scope", "::1/128", "--no-db", "[::1]:18449"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = records(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["ip"], "::1");
+    assert_eq!(recs[0]["protocol"], "https");
+    assert!(
+        recs[0]["http"][0]["request"]
+            .as_str()
+            .unwrap()
+            .contains("Host: [::1]:18449\r\n")
+    );
+    assert_eq!(recs[0]["checks"][0]["probe"]["state"], "mitigated");
+}
