@@ -652,9 +652,10 @@ impl Lab {
         self.log.snapshot()
     }
 
-    /// Stops serving (also done on drop).
-    pub fn shutdown(&mut self) {
-        self.tasks.abort_all();
+    /// Stops serving and waits until every listener is closed, so the addresses can be bound
+    /// again at once (dropping the lab stops it too, but without waiting).
+    pub async fn stop(mut self) {
+        self.tasks.shutdown().await;
     }
 }
 

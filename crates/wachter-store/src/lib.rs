@@ -14,6 +14,8 @@
 
 use std::path::Path;
 
+pub mod report;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use wachter_core::assessment::{Product, Verdict};
 use wachter_core::record::{ServiceRecord, Status};
@@ -45,6 +47,31 @@ pub enum StoreError {
 pub struct Store {
     conn: Connection,
     path: String,
+}
+
+/// A scan as listed.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScanRow {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub state: String,
+    pub services: i64,
+    pub seed: u64,
+    pub shard: String,
+    pub ports: String,
+}
+
+/// One finding's state at some scan.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FindingState {
+    pub ip: String,
+    pub port: u16,
+    pub hostname: String,
+    pub cve: String,
+    pub state: String,
+    #[serde(skip)]
+    pub service_id: i64,
 }
 
 /// What a scan is, as remembered.
@@ -343,6 +370,88 @@ impl Store {
             })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Every scan, oldest first.
+    pub fn scans(&self) -> Result<Vec<ScanRow>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id, started_at, finished_at, state, services, seed, shard, ports FROM scans ORDER BY id").map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ScanRow {
+                    id: r.get(0)?,
+                    started_at: r.get(1)?,
+                    finished_at: r.get(2)?,
+                    state: r.get(3)?,
+                    services: r.get(4)?,
+                    seed: r.get::<_, i64>(5)? as u64,
+                    shard: r.get(6)?,
+                    ports: r.get(7)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Every finding's state as it stood after `scan_id` (findings first seen later are absent).
+    pub fn finding_states(&self, scan_id: i64) -> Result<Vec<FindingState>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT s.ip, s.port, s.hostname, f.cve, h.to_state, f.service_id FROM finding_history h \
+                 JOIN findings f ON f.id = h.finding_id JOIN services s ON s.id = f.service_id \
+                 WHERE h.id = (SELECT max(h2.id) FROM finding_history h2 WHERE h2.finding_id = h.finding_id AND h2.scan_id <= ?1) \
+                 ORDER BY s.ip, s.port, s.hostname, f.cve",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([scan_id], |r| {
+                Ok(FindingState {
+                    ip: r.get(0)?,
+                    port: r.get(1)?,
+                    hostname: r.get(2)?,
+                    cve: r.get(3)?,
+                    state: r.get(4)?,
+                    service_id: r.get(5)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// How each service answered in a scan (`open`, `closed`, `filtered`, …), by service id.
+    pub fn service_statuses(
+        &self,
+        scan_id: i64,
+    ) -> Result<std::collections::HashMap<i64, String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT service_id, status FROM observations WHERE scan_id = ?1")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([scan_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Copies the database, consistently, to `target` (SQLite `VACUUM INTO`).
+    pub fn backup(&self, target: &Path) -> Result<(), StoreError> {
+        let target = target.display().to_string();
+        self.conn
+            .execute("VACUUM INTO ?1", [target])
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Rebuilds the file to reclaim space.
+    pub fn vacuum(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("VACUUM").map_err(self.err())
+    }
+
+    /// The schema version in the file.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(self.err())
     }
 }
 

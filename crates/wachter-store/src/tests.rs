@@ -160,3 +160,86 @@ fn a_foreign_database_is_refused_untouched() {
     assert!(Store::open(&junk).is_err());
     std::fs::remove_file(&junk).unwrap();
 }
+
+#[test]
+fn diffs_and_the_trend_follow_the_case() {
+    let path = temp_db("trend");
+    let mut store = Store::open(&path).unwrap();
+    let closed = |ip: &str| {
+        let mut r = record(ip, Verdict::Vulnerable);
+        r.status = Status::Closed;
+        r.checks.clear();
+        r
+    };
+    let scans: Vec<Vec<ServiceRecord>> = vec![
+        vec![
+            record("127.61.0.1", Verdict::Vulnerable),
+            record("127.61.0.2", Verdict::Vulnerable),
+            record("127.61.0.3", Verdict::Vulnerable),
+        ],
+        vec![
+            record("127.61.0.1", Verdict::Vulnerable),
+            record("127.61.0.2", Verdict::Mitigated),
+            closed("127.61.0.3"),
+        ],
+        vec![
+            record("127.61.0.1", Verdict::Patched),
+            record("127.61.0.2", Verdict::Mitigated),
+            record("127.61.0.4", Verdict::Vulnerable),
+        ],
+    ];
+    let mut ids = Vec::new();
+    for batch in &scans {
+        let id = store.begin_scan(&ScanInfo::default()).unwrap();
+        store.write_batch(id, batch).unwrap();
+        store.finish_scan(id, false, "{}").unwrap();
+        ids.push(id);
+    }
+    use report::Change::*;
+    let d = report::diff(&store, ids[0], ids[1], Some("CVE-2019-19781")).unwrap();
+    let changes: Vec<(report::Change, &str)> = d
+        .entries
+        .iter()
+        .map(|e| (e.change, e.ip.as_str()))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            (StillOpen, "127.61.0.1"),
+            (StillOpen, "127.61.0.2"),
+            (Unreachable, "127.61.0.3")
+        ]
+    );
+    let d = report::diff(&store, ids[1], ids[2], Some("CVE-2019-19781")).unwrap();
+    let changes: Vec<(report::Change, &str)> = d
+        .entries
+        .iter()
+        .map(|e| (e.change, e.ip.as_str()))
+        .collect();
+    // .3 stopped answering in the second scan and the third did not look at it: still not fixed.
+    assert_eq!(
+        changes,
+        vec![
+            (New, "127.61.0.4"),
+            (Fixed, "127.61.0.1"),
+            (StillOpen, "127.61.0.2"),
+            (NotRescanned, "127.61.0.3")
+        ]
+    );
+    assert_eq!(d.counts["CVE-2019-19781"][&Fixed], 1);
+
+    let trend = report::trend(&store).unwrap();
+    let curve: Vec<(u64, u64, u64, u64)> = trend["CVE-2019-19781"]
+        .iter()
+        .map(|p| (p.vulnerable, p.mitigated, p.patched, p.unreachable))
+        .collect();
+    assert_eq!(curve, vec![(3, 0, 0, 0), (1, 1, 0, 1), (1, 1, 1, 0)]);
+    assert_eq!(
+        trend["CVE-2019-19781"]
+            .iter()
+            .map(|p| p.open())
+            .collect::<Vec<_>>(),
+        vec![3, 2, 2]
+    );
+    std::fs::remove_file(&path).unwrap();
+}

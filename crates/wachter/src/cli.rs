@@ -43,6 +43,63 @@ pub enum Command {
     Demo(DemoArgs),
     /// Compare scan records with a lab manifest: every host classified exactly?
     Verify(VerifyArgs),
+    /// Open findings over the recorded scans, per CVE: is the curve going down?
+    Report(ReportArgs),
+    /// What changed between two recorded scans: new, fixed, still open, unreachable.
+    Diff(DiffArgs),
+    /// Look after the database: list scans, migrate, back up, vacuum.
+    Db(DbArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The database (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Only this CVE (default: every CVE with findings).
+    #[arg(long)]
+    pub cve: Option<String>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DiffArgs {
+    /// The earlier scan id.
+    pub from: i64,
+    /// The later scan id.
+    pub to: i64,
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    #[arg(long)]
+    pub cve: Option<String>,
+    /// Print as JSON (with every finding).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    #[arg(long, value_name = "FILE", global = true)]
+    pub db: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: DbAction,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum DbAction {
+    /// List the recorded scans.
+    Scans {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create the database or bring its schema up to date (also done on every open).
+    Migrate,
+    /// Write a consistent copy of the database to FILE.
+    Backup { target: PathBuf },
+    /// Rebuild the file to reclaim space.
+    Vacuum,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -235,5 +292,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Lab(args) => crate::demo::run_lab(args).await,
         Command::Demo(args) => crate::demo::run_demo(args, &config.scan).await,
         Command::Verify(args) => crate::demo::run_verify(args),
+        Command::Report(args) => crate::cases::report(args, &config),
+        Command::Diff(args) => crate::cases::diff(args, &config),
+        Command::Db(args) => crate::cases::db(args, &config),
     }
 }

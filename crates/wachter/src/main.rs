@@ -1,6 +1,7 @@
 //! `wachter`: the command line. A thin adapter: it parses flags and the config file, calls
 //! the library crates, and prints. Nothing here knows how a probe or an order works.
 
+mod cases;
 mod cli;
 mod config;
 mod demo;

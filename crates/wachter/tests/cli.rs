@@ -375,3 +375,122 @@ async fn ipv6_loopback_is_scanned_like_ipv4() {
     );
     assert_eq!(recs[0]["checks"][0]["probe"]["state"], "mitigated");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescans_tell_fixed_from_unreachable() {
+    let db = work_dir().join("case.db");
+    let _ = std::fs::remove_file(&db);
+    let db_arg = db.to_str().unwrap().to_string();
+    let scan = |db: String| {
+        tokio::task::spawn_blocking(move || {
+            wachter(&[
+                "scan",
+                "--scope",
+                "127.47.0.0/24",
+                "--ports",
+                "18443",
+                "--db",
+                &db,
+                "-o",
+                "/dev/null",
+                "127.47.0.1-127.47.0.3",
+            ])
+        })
+    };
+    let at = |i: u8, behaviour| HostSpec {
+        ip: std::net::Ipv4Addr::new(127, 47, 0, i).into(),
+        port: 18443,
+        behaviour,
+        hostname: None,
+    };
+    let options = LabOptions {
+        key: KeyKind::Ecdsa,
+        drip_interval: Duration::from_millis(50),
+        log_requests: false,
+    };
+
+    // Monday: three exposed gateways.
+    let monday = Lab::start(
+        vec![
+            at(1, Behaviour::NsVulnerable),
+            at(2, Behaviour::NsVulnerable),
+            at(3, Behaviour::NsVulnerable),
+        ],
+        &options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(scan(db_arg.clone()).await.unwrap().status.code(), Some(0));
+    monday.stop().await;
+    // Tuesday: one patched, one mitigated, one gone dark.
+    let _tuesday = Lab::start(
+        vec![at(1, Behaviour::NsPatched), at(2, Behaviour::NsMitigated)],
+        &options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(scan(db_arg.clone()).await.unwrap().status.code(), Some(0));
+
+    let db2 = db_arg.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        wachter(&[
+            "diff",
+            "1",
+            "2",
+            "--db",
+            &db2,
+            "--cve",
+            "CVE-2019-19781",
+            "--json",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let change = |ip: &str| {
+        diff["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["ip"] == ip)
+            .map(|e| e["change"].clone())
+    };
+    assert_eq!(change("127.47.0.1"), Some("fixed".into()));
+    assert_eq!(change("127.47.0.2"), Some("still_open".into()));
+    assert_eq!(
+        change("127.47.0.3"),
+        Some("unreachable".into()),
+        "a host that stopped answering is not fixed"
+    );
+
+    let db3 = db_arg.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        wachter(&["report", "--db", &db3, "--cve", "CVE-2019-19781", "--json"])
+    })
+    .await
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let points = report["CVE-2019-19781"].as_array().unwrap();
+    assert_eq!(
+        (
+            points[0]["vulnerable"].as_u64(),
+            points[0]["unreachable"].as_u64()
+        ),
+        (Some(3), Some(0))
+    );
+    assert_eq!(
+        (
+            points[1]["vulnerable"].as_u64(),
+            points[1]["mitigated"].as_u64(),
+            points[1]["patched"].as_u64(),
+            points[1]["unreachable"].as_u64()
+        ),
+        (Some(0), Some(1), Some(1), Some(1))
+    );
+}
