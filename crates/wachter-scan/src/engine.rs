@@ -30,7 +30,7 @@ use wachter_net::dns::{Dns, Resolution};
 use wachter_net::probe::{Prober, Target};
 
 use crate::inputs::TargetInputs;
-use crate::output::{RecordSink, Tally};
+use crate::output::{Checkpoint, ProgressTracker, RecordSink, Tally};
 
 /// Knobs of one scan run.
 #[derive(Clone, Debug)]
@@ -44,6 +44,8 @@ pub struct ScanOptions {
     pub shuffle_window: usize,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Continue an interrupted scan: positions the checkpoint marks done are skipped.
+    pub resume: Option<Checkpoint>,
 }
 
 /// What the scan did, for the summary table and `--json`.
@@ -96,9 +98,16 @@ struct Shared {
     prober: Arc<Prober>,
     dns: Option<Dns>,
     ports: PortList,
-    records: mpsc::Sender<ServiceRecord>,
+    records: mpsc::Sender<Msg>,
     unresolved: std::sync::Mutex<(u64, Vec<Unresolved>)>,
     stop: Arc<AtomicBool>,
+}
+
+/// What probe tasks tell the writer thread.
+enum Msg {
+    Record(u64, Box<ServiceRecord>),
+    /// Every record of this position has been sent.
+    Done(u64),
 }
 
 /// Runs a scan to the end (or until `stop` is set), writing every record to `sink`.
@@ -120,11 +129,20 @@ pub async fn run_scan(
         + options.shard.share_of(inputs.streamed_items) * options.ports.len() as u64;
     let progress = progress_bar(options.progress, expected);
 
-    let (records_tx, records_rx) = mpsc::channel::<ServiceRecord>(4096);
+    let (records_tx, records_rx) = mpsc::channel::<Msg>(4096);
     let writer_stop = stop.clone();
     let writer_progress = progress.clone();
-    let writer =
-        std::thread::spawn(move || write_records(records_rx, sink, writer_progress, writer_stop));
+    let tracker = options
+        .resume
+        .as_ref()
+        .map(ProgressTracker::from_checkpoint)
+        .unwrap_or_default();
+    let writer = std::thread::spawn(move || {
+        write_records(records_rx, sink, tracker, writer_progress, writer_stop)
+    });
+    let resume = options.resume.clone().unwrap_or_default();
+    // Positions: the space walk first, then the streamed targets after it.
+    let space_share = options.shard.share_of(order.len());
 
     let shared = Arc::new(Shared {
         prober: prober.clone(),
@@ -139,9 +157,12 @@ pub async fn run_scan(
     let mut stopped_by = None;
 
     // 1. The ordered address space.
-    for (_, ip, port) in order.walk(options.shard, 0) {
+    for (position, ip, port) in order.walk(options.shard, resume.next.min(space_share)) {
         if stop.load(Ordering::Relaxed) {
             break;
+        }
+        if resume.is_done(position) {
+            continue;
         }
         let shared = shared.clone();
         let probe = async move {
@@ -153,7 +174,14 @@ pub async fn run_scan(
                     hostname: None,
                 })
                 .await;
-            let _ = shared.records.send(record).await;
+            if shared
+                .records
+                .send(Msg::Record(position, Box::new(record)))
+                .await
+                .is_ok()
+            {
+                let _ = shared.records.send(Msg::Done(position)).await;
+            }
         };
         if !spawn_bounded(&permits, &mut tasks, probe).await {
             break;
@@ -166,19 +194,26 @@ pub async fn run_scan(
     let window = options.shuffle_window;
     let seed = options.seed;
     let reader_stop = stop.clone();
+    let resume_streamed = resume.clone();
     let reader = std::thread::spawn(move || {
         let owned = inputs
             .streamed()
             .enumerate()
             .filter(|(n, _)| shard.owns(*n as u64))
             .map(|(_, item)| item);
-        for item in WindowShuffle::new(owned, window, seed) {
-            if reader_stop.load(Ordering::Relaxed) || items_tx.blocking_send(item).is_err() {
+        for (emitted, item) in WindowShuffle::new(owned, window, seed).enumerate() {
+            let position = space_share + emitted as u64;
+            if resume_streamed.is_done(position) {
+                continue;
+            }
+            if reader_stop.load(Ordering::Relaxed)
+                || items_tx.blocking_send((position, item)).is_err()
+            {
                 break;
             }
         }
     });
-    while let Some(item) = items_rx.recv().await {
+    while let Some((position, item)) = items_rx.recv().await {
         if stop.load(Ordering::Relaxed) {
             break;
         }
@@ -190,11 +225,12 @@ pub async fn run_scan(
             }
         };
         let shared = shared.clone();
-        if !spawn_bounded(&permits, &mut tasks, async move {
-            probe_item(&shared, item).await
-        })
-        .await
-        {
+        let work = async move {
+            if probe_item(&shared, position, item).await {
+                let _ = shared.records.send(Msg::Done(position)).await;
+            }
+        };
+        if !spawn_bounded(&permits, &mut tasks, work).await {
             break;
         }
     }
@@ -260,9 +296,10 @@ async fn spawn_bounded(
 
 /// Probes one streamed item: an address (with its own port or every scan port) or a
 /// hostname, resolved first, each of its addresses probed under the name.
-async fn probe_item(shared: &Shared, item: TargetItem) {
+/// `true` when every record of the item was handed to the writer (the position is complete).
+async fn probe_item(shared: &Shared, position: u64, item: TargetItem) -> bool {
     let (ips, hostname, port) = match item {
-        TargetItem::Network(_) => return,
+        TargetItem::Network(_) => return true,
         TargetItem::Address { ip, hostname, port } => (vec![ip], hostname, port),
         TargetItem::Host { name, port } => {
             let resolution = match &shared.dns {
@@ -272,9 +309,13 @@ async fn probe_item(shared: &Shared, item: TargetItem) {
             match resolution {
                 Resolution::Addresses(ips) => (ips, Some(name), port),
                 Resolution::NoAddress => {
-                    return shared.unresolved(name, "no A or AAAA record".into());
+                    shared.unresolved(name, "no A or AAAA record".into());
+                    return true;
                 }
-                Resolution::Failed(why) => return shared.unresolved(name, why),
+                Resolution::Failed(why) => {
+                    shared.unresolved(name, why);
+                    return true;
+                }
             }
         }
     };
@@ -285,7 +326,7 @@ async fn probe_item(shared: &Shared, item: TargetItem) {
     for ip in ips {
         for &port in &ports {
             if shared.stop.load(Ordering::Relaxed) {
-                return;
+                return false;
             }
             let record = shared
                 .prober
@@ -295,11 +336,17 @@ async fn probe_item(shared: &Shared, item: TargetItem) {
                     hostname: hostname.clone(),
                 })
                 .await;
-            if shared.records.send(record).await.is_err() {
-                return;
+            if shared
+                .records
+                .send(Msg::Record(position, Box::new(record)))
+                .await
+                .is_err()
+            {
+                return false;
             }
         }
     }
+    true
 }
 
 impl Shared {
@@ -315,8 +362,9 @@ impl Shared {
 }
 
 fn write_records(
-    mut rx: mpsc::Receiver<ServiceRecord>,
+    mut rx: mpsc::Receiver<Msg>,
     mut sink: Box<dyn RecordSink>,
+    mut tracker: ProgressTracker,
     progress: ProgressBar,
     stop: Arc<AtomicBool>,
 ) -> (Tally, Option<std::io::Error>) {
@@ -328,7 +376,7 @@ fn write_records(
         // Drain what is there, then nap: polling keeps senders from waking this thread
         // once per record (a futex round trip each), which costs more than the write.
         match rx.try_recv() {
-            Ok(record) => batch.push(record),
+            Ok(msg) => batch.push(msg),
             Err(mpsc::error::TryRecvError::Empty) => {
                 if batch.is_empty() {
                     std::thread::sleep(Duration::from_millis(5));
@@ -344,15 +392,26 @@ fn write_records(
         if batch.len() < 1024 && !rx.is_empty() {
             continue;
         }
-        for record in batch.drain(..) {
-            tally.add(&record);
-            if error.is_none()
-                && let Err(e) = sink.write(&record)
-            {
-                // Broken pipe (`| head`) ends the scan quietly; anything else is reported.
-                stop.store(true, Ordering::Relaxed);
-                error = Some(e);
+        for msg in batch.drain(..) {
+            match msg {
+                Msg::Record(position, record) => {
+                    tally.add(&record);
+                    if error.is_none()
+                        && let Err(e) = sink.write(position, &record)
+                    {
+                        // Broken pipe (`| head`) ends the scan quietly; anything else is reported.
+                        stop.store(true, Ordering::Relaxed);
+                        error = Some(e);
+                    }
+                }
+                Msg::Done(position) => tracker.done(position),
             }
+        }
+        if error.is_none()
+            && let Err(e) = sink.checkpoint(&tracker.checkpoint())
+        {
+            stop.store(true, Ordering::Relaxed);
+            error = Some(e);
         }
         let n = tally.services;
         progress.set_position(n);

@@ -10,8 +10,64 @@ use wachter_core::scope::Refusal;
 
 /// A consumer of service records, run on the writer thread.
 pub trait RecordSink: Send {
-    fn write(&mut self, record: &ServiceRecord) -> io::Result<()>;
+    /// One record; `position` is the target's place in the scan's order (several records
+    /// share it when a hostname has several addresses).
+    fn write(&mut self, position: u64, record: &ServiceRecord) -> io::Result<()>;
+    /// Every target before `checkpoint.next`, and those in `checkpoint.done_above`, are
+    /// complete: their records were all written before this call.
+    fn checkpoint(&mut self, _checkpoint: &Checkpoint) -> io::Result<()> {
+        Ok(())
+    }
     fn finish(&mut self) -> io::Result<()>;
+}
+
+/// How far a scan has come, in positions of its order: what a resume may skip.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// Every position below this is complete.
+    pub next: u64,
+    /// Complete positions at or above `next` (targets finish out of order; at most about
+    /// the concurrency of them).
+    pub done_above: Vec<u64>,
+}
+
+impl Checkpoint {
+    pub fn is_done(&self, position: u64) -> bool {
+        position < self.next || self.done_above.binary_search(&position).is_ok()
+    }
+}
+
+/// Follows completed positions and condenses them into a [`Checkpoint`].
+#[derive(Debug, Default)]
+pub struct ProgressTracker {
+    next: u64,
+    above: std::collections::BTreeSet<u64>,
+}
+
+impl ProgressTracker {
+    pub fn from_checkpoint(checkpoint: &Checkpoint) -> Self {
+        ProgressTracker {
+            next: checkpoint.next,
+            above: checkpoint.done_above.iter().copied().collect(),
+        }
+    }
+
+    pub fn done(&mut self, position: u64) {
+        if position < self.next {
+            return;
+        }
+        self.above.insert(position);
+        while self.above.remove(&self.next) {
+            self.next += 1;
+        }
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            next: self.next,
+            done_above: self.above.iter().copied().collect(),
+        }
+    }
 }
 
 /// JSON Lines: one record per line, flushed at the end (and by the buffer as it fills).
@@ -28,7 +84,7 @@ impl<W: Write + Send> JsonLines<W> {
 }
 
 impl<W: Write + Send> RecordSink for JsonLines<W> {
-    fn write(&mut self, record: &ServiceRecord) -> io::Result<()> {
+    fn write(&mut self, _position: u64, record: &ServiceRecord) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, record).map_err(io::Error::other)?;
         self.out.write_all(b"\n")
     }
@@ -42,8 +98,16 @@ impl<W: Write + Send> RecordSink for JsonLines<W> {
 pub struct Tee(pub Vec<Box<dyn RecordSink>>);
 
 impl RecordSink for Tee {
-    fn write(&mut self, record: &ServiceRecord) -> io::Result<()> {
-        self.0.iter_mut().try_for_each(|sink| sink.write(record))
+    fn write(&mut self, position: u64, record: &ServiceRecord) -> io::Result<()> {
+        self.0
+            .iter_mut()
+            .try_for_each(|sink| sink.write(position, record))
+    }
+
+    fn checkpoint(&mut self, checkpoint: &Checkpoint) -> io::Result<()> {
+        self.0
+            .iter_mut()
+            .try_for_each(|sink| sink.checkpoint(checkpoint))
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -55,12 +119,16 @@ impl RecordSink for Tee {
 pub struct OpenOnly(pub Box<dyn RecordSink>);
 
 impl RecordSink for OpenOnly {
-    fn write(&mut self, record: &ServiceRecord) -> io::Result<()> {
+    fn write(&mut self, position: u64, record: &ServiceRecord) -> io::Result<()> {
         if record.status == Status::Open {
-            self.0.write(record)
+            self.0.write(position, record)
         } else {
             Ok(())
         }
+    }
+
+    fn checkpoint(&mut self, checkpoint: &Checkpoint) -> io::Result<()> {
+        self.0.checkpoint(checkpoint)
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -73,7 +141,7 @@ impl RecordSink for OpenOnly {
 pub struct Collect(pub std::sync::Arc<std::sync::Mutex<Vec<ServiceRecord>>>);
 
 impl RecordSink for Collect {
-    fn write(&mut self, record: &ServiceRecord) -> io::Result<()> {
+    fn write(&mut self, _position: u64, record: &ServiceRecord) -> io::Result<()> {
         self.0
             .lock()
             .map_err(|_| io::Error::other("collector poisoned"))?
@@ -227,5 +295,47 @@ impl Tally {
 
     pub fn count(&self, status: Status) -> u64 {
         self.by_status.get(&status).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watermark_advances_only_over_complete_positions() {
+        let mut t = ProgressTracker::default();
+        for p in [1, 3, 4] {
+            t.done(p);
+        }
+        assert_eq!(
+            t.checkpoint(),
+            Checkpoint {
+                next: 0,
+                done_above: vec![1, 3, 4]
+            }
+        );
+        t.done(0);
+        assert_eq!(
+            t.checkpoint(),
+            Checkpoint {
+                next: 2,
+                done_above: vec![3, 4]
+            }
+        );
+        t.done(2);
+        assert_eq!(
+            t.checkpoint(),
+            Checkpoint {
+                next: 5,
+                done_above: vec![]
+            }
+        );
+        let resumed = ProgressTracker::from_checkpoint(&Checkpoint {
+            next: 5,
+            done_above: vec![7],
+        });
+        let c = resumed.checkpoint();
+        assert!(c.is_done(4) && c.is_done(7) && !c.is_done(5) && !c.is_done(6));
     }
 }

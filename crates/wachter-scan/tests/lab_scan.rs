@@ -95,6 +95,7 @@ impl Scan {
             concurrency: 64,
             shuffle_window: 16,
             progress: false,
+            resume: None,
         };
         let collected = Arc::new(Mutex::new(Vec::new()));
         let sink = Box::new(Collect(collected.clone()));

@@ -54,6 +54,7 @@ async fn scan(scope: &str, check: Arc<dyn Check>, targets: Vec<String>) -> Vec<S
         concurrency: 64,
         shuffle_window: 64,
         progress: false,
+        resume: None,
     };
     let collected = Arc::new(Mutex::new(Vec::new()));
     let run = run_scan(

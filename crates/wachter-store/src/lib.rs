@@ -19,12 +19,12 @@ pub mod report;
 use rusqlite::{Connection, OptionalExtension, params};
 use wachter_core::assessment::{Product, Verdict};
 use wachter_core::record::{ServiceRecord, Status};
-use wachter_scan::output::RecordSink;
+use wachter_scan::output::{Checkpoint, RecordSink};
 
 /// `PRAGMA application_id`: marks a SQLite file as wachter's ("WACH").
 const APPLICATION_ID: i64 = 0x5741_4348;
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Records per transaction.
 pub const BATCH: usize = 1000;
 
@@ -84,6 +84,16 @@ pub struct ScanInfo {
     pub scope: String,
     /// The full parameters as JSON, for reproducing the scan.
     pub params: String,
+    /// What `--resume` needs to run the scan again (the caller's own format), if resumable.
+    pub resume: Option<String>,
+}
+
+/// A scan that can be resumed.
+#[derive(Clone, Debug)]
+pub struct ResumeInfo {
+    pub state: String,
+    pub checkpoint: Checkpoint,
+    pub resume: Option<String>,
 }
 
 impl Store {
@@ -136,6 +146,9 @@ impl Store {
         if from < 1 {
             self.conn.execute_batch(MIGRATION_1).map_err(self.err())?;
         }
+        if from < 2 {
+            self.conn.execute_batch(MIGRATION_2).map_err(self.err())?;
+        }
         Ok(())
     }
 
@@ -147,8 +160,8 @@ impl Store {
     pub fn begin_scan(&self, info: &ScanInfo) -> Result<i64, StoreError> {
         self.conn
             .execute(
-                "INSERT INTO scans (started_at, seed, shard, ports, check_name, scope, params, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running')",
-                params![now(), info.seed as i64, info.shard, info.ports, info.check, info.scope, info.params],
+                "INSERT INTO scans (started_at, seed, shard, ports, check_name, scope, params, state, resume) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8)",
+                params![now(), info.seed as i64, info.shard, info.ports, info.check, info.scope, info.params, info.resume],
             )
             .map_err(self.err())?;
         Ok(self.conn.last_insert_rowid())
@@ -181,6 +194,19 @@ impl Store {
         scan_id: i64,
         records: &[ServiceRecord],
     ) -> Result<(), StoreError> {
+        let positioned: Vec<(Option<u64>, &ServiceRecord)> =
+            records.iter().map(|r| (None, r)).collect();
+        self.write_positioned(scan_id, &positioned, None)
+    }
+
+    /// Writes records with their positions, and the checkpoint they complete, in one
+    /// transaction: after a crash the checkpoint never claims more than was committed.
+    pub fn write_positioned(
+        &mut self,
+        scan_id: i64,
+        records: &[(Option<u64>, &ServiceRecord)],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -200,7 +226,7 @@ impl Store {
                 .prepare_cached("INSERT INTO certificates (sha256, der, subject, issuer, not_after, sans, first_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (sha256) DO NOTHING")
                 .map_err(err)?;
             let mut observation = tx
-                .prepare_cached("INSERT INTO observations (scan_id, service_id, observed_at, status, protocol, cert_sha256, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .prepare_cached("INSERT INTO observations (scan_id, service_id, observed_at, status, protocol, cert_sha256, record, position) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
                 .map_err(err)?;
             let mut current = tx
                 .prepare_cached("SELECT id, state FROM findings WHERE service_id = ?1 AND cve = ?2")
@@ -214,7 +240,8 @@ impl Store {
             let mut history = tx
                 .prepare_cached("INSERT INTO finding_history (finding_id, scan_id, at, from_state, to_state) VALUES (?1, ?2, ?3, ?4, ?5)")
                 .map_err(err)?;
-            for record in records {
+            for (position, record) in records {
+                let position = position.map(|p| p as i64);
                 let hostname = record.hostname.clone().unwrap_or_default();
                 let key = params![record.ip.to_string(), record.port, hostname];
                 // The empty Internet is not remembered: a closed or silent address becomes a
@@ -252,7 +279,8 @@ impl Store {
                         record.status.as_str(),
                         record.protocol.map(|p| p.as_str()),
                         leaf.map(|l| l.sha256.clone()),
-                        json
+                        json,
+                        position
                     ])
                     .map_err(err)?;
                 for assessment in record
@@ -322,6 +350,14 @@ impl Store {
                 }
             }
         }
+        if let Some(checkpoint) = checkpoint {
+            let json = serde_json::to_string(checkpoint).unwrap_or_default();
+            tx.execute(
+                "UPDATE scans SET checkpoint = ?1 WHERE id = ?2",
+                params![json, scan_id],
+            )
+            .map_err(err)?;
+        }
         tx.commit().map_err(err)
     }
 
@@ -370,6 +406,68 @@ impl Store {
             })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Where an interrupted scan stands, and how to run it again.
+    pub fn resume_info(&self, scan_id: i64) -> Result<Option<ResumeInfo>, StoreError> {
+        let row: Option<(String, Option<String>, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT state, checkpoint, resume FROM scans WHERE id = ?1",
+                [scan_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.err())?;
+        Ok(row.map(|(state, checkpoint, resume)| ResumeInfo {
+            state,
+            checkpoint: checkpoint
+                .and_then(|c| serde_json::from_str(&c).ok())
+                .unwrap_or_default(),
+            resume,
+        }))
+    }
+
+    /// Makes a scan ready to continue: observations of targets the checkpoint does not mark
+    /// complete (a target cut short by the crash) are removed, so none is counted twice.
+    /// Returns how many were removed.
+    pub fn reopen_scan(
+        &mut self,
+        scan_id: i64,
+        checkpoint: &Checkpoint,
+    ) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        let positions: Vec<i64> = {
+            let mut stmt = tx.prepare("SELECT DISTINCT position FROM observations WHERE scan_id = ?1 AND position >= ?2").map_err(err)?;
+            let rows = stmt
+                .query_map(params![scan_id, checkpoint.next as i64], |r| r.get(0))
+                .map_err(err)?;
+            rows.collect::<Result<_, _>>().map_err(err)?
+        };
+        let mut removed = 0;
+        for position in positions
+            .into_iter()
+            .filter(|p| !checkpoint.is_done(*p as u64))
+        {
+            removed += tx
+                .execute(
+                    "DELETE FROM observations WHERE scan_id = ?1 AND position = ?2",
+                    params![scan_id, position],
+                )
+                .map_err(err)?;
+        }
+        tx.execute(
+            "UPDATE scans SET state = 'running', finished_at = NULL WHERE id = ?1",
+            [scan_id],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(removed)
     }
 
     /// Every scan, oldest first.
@@ -524,6 +622,17 @@ PRAGMA user_version = 1;
 COMMIT;
 ";
 
+/// Resume support: where a scan stands, how to run it again, and which target position
+/// each observation belongs to.
+const MIGRATION_2: &str = "
+BEGIN;
+ALTER TABLE scans ADD COLUMN checkpoint TEXT;
+ALTER TABLE scans ADD COLUMN resume TEXT;
+ALTER TABLE observations ADD COLUMN position INTEGER;
+PRAGMA user_version = 2;
+COMMIT;
+";
+
 fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -539,12 +648,18 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// Feeds records into the store from the engine's writer thread, one transaction per batch.
+/// Feeds records into the store from the engine's writer thread: one transaction per
+/// [`BATCH`] records or per [`FLUSH_EVERY`], with the latest checkpoint in the same commit.
 pub struct StoreSink {
     store: Store,
     scan_id: i64,
-    pending: Vec<ServiceRecord>,
+    pending: Vec<(u64, ServiceRecord)>,
+    checkpoint: Option<Checkpoint>,
+    last_flush: std::time::Instant,
 }
+
+/// The longest a record waits in memory before it is committed.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl StoreSink {
     pub fn new(store: Store, scan_id: i64) -> Self {
@@ -552,28 +667,39 @@ impl StoreSink {
             store,
             scan_id,
             pending: Vec::with_capacity(BATCH),
+            checkpoint: None,
+            last_flush: std::time::Instant::now(),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        if self.pending.is_empty() {
+        self.last_flush = std::time::Instant::now();
+        if self.pending.is_empty() && self.checkpoint.is_none() {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.pending);
+        let positioned: Vec<(Option<u64>, &ServiceRecord)> =
+            batch.iter().map(|(p, r)| (Some(*p), r)).collect();
+        let checkpoint = self.checkpoint.take();
         self.store
-            .write_batch(self.scan_id, &batch)
+            .write_positioned(self.scan_id, &positioned, checkpoint.as_ref())
             .map_err(std::io::Error::other)
+    }
+
+    fn due(&self) -> bool {
+        self.pending.len() >= BATCH || self.last_flush.elapsed() >= FLUSH_EVERY
     }
 }
 
 impl RecordSink for StoreSink {
-    fn write(&mut self, record: &ServiceRecord) -> std::io::Result<()> {
-        self.pending.push(record.clone());
-        if self.pending.len() >= BATCH {
-            self.flush()
-        } else {
-            Ok(())
-        }
+    fn write(&mut self, position: u64, record: &ServiceRecord) -> std::io::Result<()> {
+        self.pending.push((position, record.clone()));
+        if self.due() { self.flush() } else { Ok(()) }
+    }
+
+    fn checkpoint(&mut self, checkpoint: &Checkpoint) -> std::io::Result<()> {
+        self.checkpoint = Some(checkpoint.clone());
+        if self.due() { self.flush() } else { Ok(()) }
     }
 
     fn finish(&mut self) -> std::io::Result<()> {

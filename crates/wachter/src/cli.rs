@@ -139,11 +139,16 @@ Examples:
   wachter scan --scope @constituency.txt --ports 443,8443 @targets.txt -o results.jsonl
   masscan ... -oL open.txt && wachter scan --scope @constituency.txt @open.txt";
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ScanArgs {
     /// Targets (see above); at least one.
-    #[arg(required = true, value_name = "TARGETS")]
+    #[arg(required_unless_present = "resume", value_name = "TARGETS")]
     pub targets: Vec<String>,
+    /// Continue an interrupted scan recorded in the database: same targets, order and
+    /// settings; targets already recorded are not probed again.
+    #[arg(long, value_name = "SCAN_ID", conflicts_with = "no_db")]
+    #[serde(skip)]
+    pub resume: Option<i64>,
     /// Ports for targets without their own: `443`, `80,443`, `8000-8100`.
     #[arg(short, long)]
     pub ports: Option<String>,

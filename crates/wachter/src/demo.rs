@@ -156,6 +156,7 @@ pub async fn run_demo(args: DemoArgs, config: &ScanConfig) -> Result<u8, Failure
             concurrency: 256,
             shuffle_window: 4096,
             progress: false,
+            resume: None,
         },
         dns: DnsConfig::System,
     };
@@ -170,7 +171,7 @@ pub async fn run_demo(args: DemoArgs, config: &ScanConfig) -> Result<u8, Failure
         .collect();
     let inputs = prepare_inputs(&sources)?;
     let collected = Arc::new(Mutex::new(Vec::new()));
-    let (recording, store_sink) = Recording::start(&args.db, &settings, "netscaler")?;
+    let (recording, store_sink) = Recording::start(&args.db, &settings, "netscaler", None)?;
     let sink = Box::new(Tee(vec![Box::new(Collect(collected.clone())), store_sink]));
     let summary = execute(settings, inputs, sink, stop_on_interrupt()).await?;
     let stored = recording.finish(&summary)?;

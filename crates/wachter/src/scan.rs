@@ -18,7 +18,7 @@ use wachter_net::dns::{Dns, DnsConfig};
 use wachter_net::http::{HttpLimits, RequestSpec};
 use wachter_net::probe::{ProbeConfig, ProbeDepth, Prober};
 use wachter_scan::inputs::{Source, TargetInputs, read_network_list};
-use wachter_scan::output::{JsonLines, OpenOnly, RecordSink, Tee};
+use wachter_scan::output::{Checkpoint, JsonLines, OpenOnly, RecordSink, Tee};
 use wachter_scan::{ScanOptions, ScanSummary, run_scan};
 use wachter_store::{ScanInfo, Store, StoreSink};
 
@@ -151,6 +151,7 @@ impl Settings {
             concurrency: args.concurrency.unwrap_or(config.concurrency).max(1),
             shuffle_window: 4096,
             progress: !args.no_progress && std::io::stderr().is_terminal(),
+            resume: None,
         };
         Ok(Settings {
             scope,
@@ -234,11 +235,13 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// Opens the database and registers the scan; returns the sink that fills it.
+    /// Opens the database and registers the scan; returns the sink that fills it. `resume`
+    /// is what `--resume` needs to run the scan again (`None`: not resumable).
     pub fn start(
         db: &Path,
         settings: &Settings,
         check: &str,
+        resume: Option<String>,
     ) -> Result<(Recording, Box<dyn RecordSink>), Failure> {
         let store = Store::open(db).map_err(Failure::usage)?;
         let scope: Vec<String> = settings.scope.iter().map(ToString::to_string).collect();
@@ -258,8 +261,28 @@ impl Recording {
                 "user_agent": settings.probe.user_agent,
             })
             .to_string(),
+            resume,
         };
         let scan_id = store.begin_scan(&info).map_err(Failure::failed)?;
+        let writer = Store::open(db).map_err(Failure::failed)?;
+        Ok((
+            Recording { store, scan_id },
+            Box::new(StoreSink::new(writer, scan_id)),
+        ))
+    }
+
+    /// Picks up an interrupted scan: drops the records of targets it had not finished and
+    /// returns the checkpoint to continue from.
+    pub fn resume(
+        db: &Path,
+        scan_id: i64,
+        checkpoint: &Checkpoint,
+    ) -> Result<(Recording, Box<dyn RecordSink>), Failure> {
+        let mut store = Store::open(db).map_err(Failure::usage)?;
+        let removed = store
+            .reopen_scan(scan_id, checkpoint)
+            .map_err(Failure::failed)?;
+        tracing::info!(scan_id, removed, next = checkpoint.next, "resuming");
         let writer = Store::open(db).map_err(Failure::failed)?;
         Ok((
             Recording { store, scan_id },
@@ -294,13 +317,56 @@ pub fn stop_on_interrupt() -> Arc<AtomicBool> {
     stop
 }
 
+/// What `--resume` stores: the arguments and the effective `[scan]` configuration.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ResumeSpec {
+    args: ScanArgs,
+    scan: ScanConfig,
+}
+
 pub async fn run(args: ScanArgs, config: &Config) -> Result<u8, Failure> {
-    let settings = Settings::resolve(&args, &config.scan)?;
+    let db = args.db.clone().unwrap_or_else(|| config.store.db.clone());
+    let (args, scan_config, resume) = match args.resume {
+        None => (args, config.scan.clone(), None),
+        Some(scan_id) => {
+            if !db.exists() {
+                return Err(Failure::usage(anyhow!(
+                    "{} does not exist: nothing to resume",
+                    db.display()
+                )));
+            }
+            let store = Store::open(&db).map_err(Failure::usage)?;
+            let info = store
+                .resume_info(scan_id)
+                .map_err(Failure::failed)?
+                .ok_or_else(|| Failure::usage(anyhow!("no scan {scan_id} in {}", db.display())))?;
+            if info.state == "finished" {
+                return Err(Failure::usage(anyhow!(
+                    "scan {scan_id} is finished; nothing to resume"
+                )));
+            }
+            let spec: ResumeSpec = info
+                .resume
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .ok_or_else(|| Failure::usage(anyhow!("scan {scan_id} cannot be resumed (it read standard input, or was recorded by an older wachter)")))?;
+            let mut args = spec.args;
+            args.db = Some(db.clone());
+            (args, spec.scan, Some((scan_id, info.checkpoint)))
+        }
+    };
+    let mut settings = Settings::resolve(&args, &scan_config)?;
     let sources: Vec<Source> = args.targets.iter().map(|t| Source::from_arg(t)).collect();
     let inputs = prepare_inputs(&sources)?;
     let output: Box<dyn RecordSink> = match &args.output {
         Some(path) => {
-            let file = std::fs::File::create(path)
+            // A resumed scan adds to the records it already wrote.
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(resume.is_some())
+                .truncate(resume.is_none())
+                .open(path)
                 .with_context(|| format!("cannot create {}", path.display()))
                 .map_err(Failure::failed)?;
             Box::new(JsonLines::new(file))
@@ -315,8 +381,29 @@ pub async fn run(args: ScanArgs, config: &Config) -> Result<u8, Failure> {
     let (recording, sink): (Option<Recording>, Box<dyn RecordSink>) = if args.no_db {
         (None, output)
     } else {
-        let db = args.db.clone().unwrap_or_else(|| config.store.db.clone());
-        let (recording, store_sink) = Recording::start(&db, &settings, &args.check)?;
+        let (recording, store_sink) = match &resume {
+            Some((scan_id, checkpoint)) => {
+                settings.options.resume = Some(checkpoint.clone());
+                Recording::resume(&db, *scan_id, checkpoint)?
+            }
+            None => {
+                // Resumable unless it reads standard input (which cannot be read again).
+                let resumable = !args.targets.iter().any(|t| t == "-");
+                // The seed is pinned: a resumed scan must walk the same order.
+                let pinned = ScanArgs {
+                    seed: Some(settings.options.seed),
+                    ..args.clone()
+                };
+                let spec = resumable.then(|| {
+                    serde_json::to_string(&ResumeSpec {
+                        args: pinned,
+                        scan: scan_config.clone(),
+                    })
+                    .unwrap_or_default()
+                });
+                Recording::start(&db, &settings, &args.check, spec)?
+            }
+        };
         (Some(recording), Box::new(Tee(vec![output, store_sink])))
     };
     let stop = stop_on_interrupt();

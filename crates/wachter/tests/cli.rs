@@ -494,3 +494,100 @@ async fn rescans_tell_fixed_from_unreachable() {
         (Some(0), Some(1), Some(1), Some(1))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_killed_mid_way_resumes_with_nothing_lost_or_doubled() {
+    let _lab = lab("127.49.0.1", &[Behaviour::Http; 200]).await;
+    let db = work_dir().join("resume.db");
+    let _ = std::fs::remove_file(&db);
+    let db_arg = db.to_str().unwrap().to_string();
+    let count = |db: &std::path::Path| -> (i64, i64) {
+        let Ok(conn) =
+            rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        else {
+            return (0, 0);
+        };
+        conn.query_row(
+            "SELECT count(*), count(DISTINCT service_id) FROM observations WHERE scan_id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap_or((0, 0))
+    };
+
+    // 200 listeners in a /24 at 80 new connections a second (two per plain-HTTP host: TLS is
+    // tried first): about six seconds of work.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wachter"))
+        .args([
+            "scan",
+            "--scope",
+            "127.49.0.0/24",
+            "--ports",
+            "18443",
+            "--check",
+            "none",
+            "--rate",
+            "80",
+            "--per-network-rate",
+            "0",
+            "--db",
+            &db_arg,
+            "-o",
+            "/dev/null",
+            "127.49.0.0/24",
+        ])
+        .current_dir(work_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = 0;
+    for _ in 0..300 {
+        seen = count(&db).0;
+        if seen >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen >= 40, "the scan never got going ({seen} records)");
+    child.kill().unwrap(); // SIGKILL: no chance to tidy up
+    let _ = child.wait();
+    let (before, _) = count(&db);
+    assert!(
+        before < 200,
+        "killed too late to test anything ({before} records)"
+    );
+
+    let out = tokio::task::spawn_blocking(move || {
+        wachter(&["scan", "--resume", "1", "--db", &db_arg, "-o", "/dev/null"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (records, services) = count(&db);
+    assert_eq!(
+        (records, services),
+        (200, 200),
+        "every listener exactly once"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let state: String = conn
+        .query_row("SELECT state FROM scans WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(state, "finished");
+    let scans: i64 = conn
+        .query_row("SELECT count(*) FROM scans", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        scans, 1,
+        "a resume continues the scan, it does not start another"
+    );
+    // A finished scan cannot be resumed again.
+    let again = wachter(&["scan", "--resume", "1", "--db", db.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+}
