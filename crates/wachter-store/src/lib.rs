@@ -47,7 +47,12 @@ pub enum StoreError {
 pub struct Store {
     conn: Connection,
     path: String,
+    /// Certificates this handle has written, to skip re-inserting them (bounded).
+    known_certs: std::collections::HashSet<String>,
 }
+
+/// How many certificate hashes a store handle remembers.
+const KNOWN_CERTS: usize = 100_000;
 
 /// A scan as listed.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -127,10 +132,14 @@ impl Store {
             });
         }
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=16384;",
         )
         .map_err(err)?;
-        let store = Store { conn, path: name };
+        let store = Store {
+            conn,
+            path: name,
+            known_certs: std::collections::HashSet::new(),
+        };
         store.migrate(version)?;
         Ok(store)
     }
@@ -212,7 +221,12 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        // IMMEDIATE: take the write lock now, so a second writer waits here (up to the busy
+        // timeout) instead of failing half-way through a batch.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         {
             let mut service = tx
                 .prepare_cached("INSERT INTO services (ip, port, hostname) VALUES (?1, ?2, ?3) ON CONFLICT (ip, port, hostname) DO UPDATE SET ip = excluded.ip RETURNING id")
@@ -256,7 +270,12 @@ impl Store {
                     },
                 };
                 let leaf = record.tls.as_ref().and_then(|t| t.chain.first());
-                if let Some(leaf) = leaf {
+                // Appliances share (wildcard) certificates: each is written once per store handle.
+                if let Some(leaf) = leaf.filter(|l| !self.known_certs.contains(&l.sha256)) {
+                    if self.known_certs.len() >= KNOWN_CERTS {
+                        self.known_certs.clear();
+                    }
+                    self.known_certs.insert(leaf.sha256.clone());
                     let der = base64_decode(&leaf.der);
                     let sans = serde_json::to_string(&leaf.sans).unwrap_or_default();
                     cert.execute(params![
@@ -656,6 +675,42 @@ pub struct StoreSink {
     pending: Vec<(u64, ServiceRecord)>,
     checkpoint: Option<Checkpoint>,
     last_flush: std::time::Instant,
+    checkpointer: Option<WalCheckpointer>,
+}
+
+/// Copies the write-ahead log into the database file from a thread of its own, so the
+/// writer never stalls on it (SQLite would otherwise checkpoint inside a commit).
+struct WalCheckpointer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WalCheckpointer {
+    fn start(path: &str) -> Option<WalCheckpointer> {
+        let conn = Connection::open(path).ok()?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                // PASSIVE: copy what it can without waiting for the writer.
+                let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+            }
+        });
+        Some(WalCheckpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for WalCheckpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The longest a record waits in memory before it is committed.
@@ -663,12 +718,17 @@ pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(25
 
 impl StoreSink {
     pub fn new(store: Store, scan_id: i64) -> Self {
+        let checkpointer = WalCheckpointer::start(&store.path);
+        if checkpointer.is_some() {
+            let _ = store.conn.execute_batch("PRAGMA wal_autocheckpoint=0");
+        }
         StoreSink {
             store,
             scan_id,
             pending: Vec::with_capacity(BATCH),
             checkpoint: None,
             last_flush: std::time::Instant::now(),
+            checkpointer,
         }
     }
 
@@ -703,7 +763,14 @@ impl RecordSink for StoreSink {
     }
 
     fn finish(&mut self) -> std::io::Result<()> {
-        self.flush()
+        self.flush()?;
+        self.checkpointer = None;
+        // Fold the log into the file now that the writing is over.
+        let _ = self
+            .store
+            .conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+        Ok(())
     }
 }
 

@@ -1,0 +1,121 @@
+//! Ingest benchmark: N synthetic observations through the same path a scan uses
+//! (`StoreSink`: batches, services, certificates, observations, findings, checkpoints).
+//!
+//!     cargo run --release -p wachter-store --example ingest -- 1000000 /tmp/ingest.db
+//!
+//! Prints observations per second and peak RSS (from /proc) as one JSON line.
+
+use std::time::Instant;
+
+use wachter_core::assessment::{Assessment, Basis, CveVerdict, Flags, Product, Verdict};
+use wachter_core::record::{
+    Blob, Certificate, HttpExchange, HttpOutcome, Protocol, ServiceRecord, Status, TlsInfo,
+};
+use wachter_scan::output::{Checkpoint, RecordSink};
+use wachter_store::{ScanInfo, Store, StoreSink};
+
+fn record(i: u64) -> ServiceRecord {
+    let ip = std::net::Ipv4Addr::from(0x7f00_0000u32 + (i as u32 % 0x00ff_ffff));
+    let mut r = ServiceRecord::new(ip.into(), 443, None, "2026-11-28T00:00:00Z".into());
+    r.status = Status::Open;
+    r.protocol = Some(Protocol::Https);
+    r.connections = 1;
+    // One certificate per 50 services: appliances share wildcard certificates.
+    let cert = i / 50;
+    r.tls = Some(TlsInfo {
+        established: true,
+        version: Some("TLSv1.2".into()),
+        cipher: Some("ECDHE-RSA-AES128-GCM-SHA256".into()),
+        chain: vec![Certificate {
+            sha256: format!("{cert:064x}"),
+            subject: format!("CN=vpn{cert}.example.test"),
+            issuer: "CN=Example CA".into(),
+            sans: vec![format!("vpn{cert}.example.test")],
+            der: "MIIB".into(),
+            ..Certificate::default()
+        }],
+        handshakes: 1,
+        ..TlsInfo::default()
+    });
+    r.http.push(HttpExchange {
+        name: "root".into(),
+        request: Blob(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        outcome: HttpOutcome::Response,
+        detail: None,
+        status: Some(302),
+        status_line: Some(Blob(b"HTTP/1.1 302 Found".to_vec())),
+        headers: Some(Blob(b"Location: /vpn/index.html".to_vec())),
+        body: None,
+        body_read: 0,
+        body_complete: true,
+        connection: 1,
+        first_byte_ms: Some(1),
+        total_ms: 2,
+    });
+    // A tenth are NetScalers with a verdict, like a real constituency scan.
+    if i.is_multiple_of(10) {
+        r.checks.push(Assessment {
+            check: "netscaler".into(),
+            product: Product::Netscaler,
+            signals: vec!["title:Citrix Gateway".into()],
+            build: None,
+            probe: None,
+            cves: vec![CveVerdict {
+                cve: "CVE-2019-19781".into(),
+                verdict: Verdict::Vulnerable,
+                basis: Basis::Probe,
+                detail: String::new(),
+            }],
+            flags: Flags::default(),
+        });
+    }
+    r
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let n: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let path = args
+        .next()
+        .unwrap_or_else(|| "/tmp/wachter-ingest.db".into());
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    let store = Store::open(std::path::Path::new(&path))?;
+    let scan = store.begin_scan(&ScanInfo::default())?;
+    let mut sink = StoreSink::new(Store::open(std::path::Path::new(&path))?, scan);
+    let started = Instant::now();
+    for i in 0..n {
+        sink.write(i, &record(i))?;
+        if i % 1000 == 999 {
+            sink.checkpoint(&Checkpoint {
+                next: i + 1,
+                done_above: Vec::new(),
+            })?;
+        }
+    }
+    sink.finish()?;
+    let secs = started.elapsed().as_secs_f64();
+    let stored = store.observation_count(scan)?;
+    println!(
+        "{{\"backend\":\"sqlite\",\"observations\":{stored},\"seconds\":{secs:.2},\"per_second\":{:.0},\"peak_rss_mb\":{:.1}}}",
+        stored as f64 / secs,
+        peak_rss_kb() as f64 / 1024.0
+    );
+    Ok(())
+}
