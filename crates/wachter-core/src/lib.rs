@@ -8,6 +8,7 @@
 pub mod addr;
 pub mod assessment;
 pub mod check;
+pub mod import;
 pub mod order;
 pub mod ports;
 pub mod record;

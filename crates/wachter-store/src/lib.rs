@@ -305,13 +305,16 @@ impl Store {
                 for assessment in record
                     .checks
                     .iter()
-                    .filter(|a| a.product == Product::Netscaler)
+                    .filter(|a| a.product != Product::NotNetscaler)
                 {
-                    for v in assessment
-                        .cves
-                        .iter()
-                        .filter(|v| v.verdict != Verdict::NotApplicable)
-                    {
+                    for v in assessment.cves.iter().filter(|v| {
+                        // Nothing to track: not affected, or an uncertain product with an
+                        // uncertain verdict (a honeypot). Imports name CVEs on an unknown
+                        // product and are kept.
+                        v.verdict != Verdict::NotApplicable
+                            && !(assessment.product == Product::Unknown
+                                && v.verdict == Verdict::Unknown)
+                    }) {
                         let state = v.verdict.as_str();
                         let basis = serde_json::to_value(v.basis)
                             .ok()

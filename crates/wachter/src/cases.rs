@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use wachter_store::Store;
 use wachter_store::report::{self, Change};
 
-use crate::cli::{DbAction, DbArgs, DiffArgs, Failure, ReportArgs};
+use crate::cli::{DbAction, DbArgs, DiffArgs, Failure, ImportArgs, ReportArgs};
 use crate::config::Config;
 use crate::exit;
 
@@ -196,4 +196,106 @@ pub fn db(args: DbArgs, config: &Config) -> Result<u8, Failure> {
             emit(format!("vacuumed {}\n", store.path()))
         }
     }
+}
+
+pub fn import(args: ImportArgs, config: &Config) -> Result<u8, Failure> {
+    use std::io::BufRead;
+    use wachter_core::import::{self, ImportFormat};
+    use wachter_scan::output::RecordSink;
+
+    let open_file = || -> Result<std::io::BufReader<std::fs::File>, Failure> {
+        let file = std::fs::File::open(&args.file)
+            .map_err(|e| Failure::usage(anyhow!("cannot read {}: {e}", args.file.display())))?;
+        Ok(std::io::BufReader::with_capacity(256 * 1024, file))
+    };
+    let format = match &args.format {
+        Some(name) => name
+            .parse::<ImportFormat>()
+            .map_err(|e| Failure::usage(anyhow!(e)))?,
+        None => {
+            let mut first = String::new();
+            let _ = std::io::Read::take(open_file()?, 64 * 1024).read_line(&mut first);
+            ImportFormat::sniff(&first).ok_or_else(|| {
+                Failure::usage(anyhow!(
+                    "{}: format not recognised; say --format wachter|nuclei|shadowserver",
+                    args.file.display()
+                ))
+            })?
+        }
+    };
+    // First pass: every row checked before anything is written.
+    let mut errors = Vec::new();
+    let mut good = 0u64;
+    import::read(format, open_file()?, |_, row| {
+        match row {
+            Ok(_) => good += 1,
+            Err(e) => errors.push(e),
+        }
+        true
+    })
+    .map_err(|e| Failure::usage(anyhow!("cannot read {}: {e}", args.file.display())))?;
+    let report_errors = |text: &mut String| {
+        for e in errors.iter().take(20) {
+            text.push_str(&format!("  {}:{e}\n", args.file.display()));
+        }
+        if errors.len() > 20 {
+            text.push_str(&format!("  … {} more\n", errors.len() - 20));
+        }
+    };
+    if !errors.is_empty() && !args.keep_going {
+        let mut text = format!(
+            "{} broken rows; nothing imported (--keep-going imports the {good} good ones)\n",
+            errors.len()
+        );
+        report_errors(&mut text);
+        return Err(Failure::usage(anyhow!(text.trim_end().to_string())));
+    }
+    let db = args.db.clone().unwrap_or_else(|| config.store.db.clone());
+    let store = Store::open(&db).map_err(Failure::usage)?;
+    let info = wachter_store::ScanInfo {
+        check: format!("import:{}", format.name()),
+        params: serde_json::json!({ "imported_from": args.file.display().to_string(), "format": format.name() }).to_string(),
+        ..wachter_store::ScanInfo::default()
+    };
+    let scan_id = store.begin_scan(&info).map_err(Failure::failed)?;
+    let mut sink =
+        wachter_store::StoreSink::new(Store::open(&db).map_err(Failure::failed)?, scan_id);
+    let mut written = 0u64;
+    let mut write_error = None;
+    import::read(format, open_file()?, |line, row| {
+        if let Ok(record) = row {
+            if let Err(e) = sink.write(line, &record) {
+                write_error = Some(e);
+                return false;
+            }
+            written += 1;
+        }
+        true
+    })
+    .map_err(Failure::failed)?;
+    if let Some(e) = write_error {
+        return Err(Failure::failed(e));
+    }
+    sink.finish().map_err(Failure::failed)?;
+    let summary = serde_json::json!({
+        "scan": scan_id, "database": store.path(), "format": format.name(), "imported": written,
+        "broken": errors.iter().map(|e| serde_json::json!({"line": e.line, "why": e.why})).collect::<Vec<_>>(),
+    });
+    store
+        .finish_scan(scan_id, false, &summary.to_string())
+        .map_err(Failure::failed)?;
+    if args.json {
+        return json(&summary);
+    }
+    let mut text = format!(
+        "imported {written} records from {} ({}) as scan #{scan_id} in {}\n",
+        args.file.display(),
+        format.name(),
+        store.path()
+    );
+    if !errors.is_empty() {
+        text.push_str(&format!("skipped {} broken rows:\n", errors.len()));
+        report_errors(&mut text);
+    }
+    emit(text)
 }

@@ -49,6 +49,26 @@ pub enum Command {
     Diff(DiffArgs),
     /// Look after the database: list scans, migrate, back up, vacuum.
     Db(DbArgs),
+    /// Bring other tools' results into the history: wachter JSON Lines, nuclei JSONL,
+    /// Shadowserver report CSV.
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// The file to import.
+    pub file: PathBuf,
+    /// wachter, nuclei or shadowserver (default: recognised from the first line).
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Import the good rows even when some are broken (they are listed either way).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -300,5 +320,6 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Report(args) => crate::cases::report(args, &config),
         Command::Diff(args) => crate::cases::diff(args, &config),
         Command::Db(args) => crate::cases::db(args, &config),
+        Command::Import(args) => crate::cases::import(args, &config),
     }
 }

@@ -591,3 +591,94 @@ async fn a_scan_killed_mid_way_resumes_with_nothing_lost_or_doubled() {
     let again = wachter(&["scan", "--resume", "1", "--db", db.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2));
 }
+
+#[test]
+fn imports_join_the_history_and_broken_rows_are_named() {
+    let db = work_dir().join("import.db");
+    let _ = std::fs::remove_file(&db);
+    let db_arg = db.to_str().unwrap();
+    let shadowserver = temp(
+        "2020-01-20-scan_http_vulnerable-example.csv",
+        "timestamp,severity,ip,protocol,port,hostname,tag,http_code,detail\n\
+\"2020-01-20 03:12:44\",critical,192.0.2.10,tcp,443,gw.example.test,\"citrix;cve-2019-19781\",200,smb.conf\n\
+\"2020-01-20 03:12:45\",critical,not-an-address,tcp,443,,\"citrix;cve-2019-19781\",200,\n\
+\"2020-01-20 03:12:46\",critical,192.0.2.11,tcp,8443,,\"citrix;cve-2019-19781\",200,\n",
+    );
+    let file = shadowserver.to_str().unwrap();
+    let refused = wachter(&["import", "--db", db_arg, file]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(":line 3:"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!db.exists(), "nothing half-imports");
+
+    let out = wachter(&["import", "--db", db_arg, "--keep-going", "--json", file]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (summary["format"].as_str(), summary["imported"].as_u64()),
+        (Some("shadowserver"), Some(2))
+    );
+    assert_eq!(summary["broken"][0]["line"], 3);
+
+    let nuclei = temp(
+        "nuclei.jsonl",
+        r#"{"template-id":"CVE-2019-19781","info":{"classification":{"cve-id":["cve-2019-19781"]}},"host":"https://192.0.2.12","port":"443","ip":"192.0.2.12","timestamp":"2026-01-01T00:00:00Z","matcher-status":true}
+"#,
+    );
+    let out = wachter(&["import", "--db", db_arg, nuclei.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(nuclei)"));
+
+    // wachter's own records, from another machine's scan.
+    let own = temp(
+        "records.jsonl",
+        r#"{"schema":"wachter.service/1","ip":"192.0.2.13","port":443,"time":"2026-01-02T00:00:00Z","status":"open","protocol":"https","connections":1,"timings":{"total_ms":5},"checks":[{"check":"netscaler","product":"netscaler","cves":[{"cve":"CVE-2019-19781","verdict":"mitigated","basis":"probe"}],"flags":{}}]}
+"#,
+    );
+    let out = wachter(&["import", "--db", db_arg, own.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let report = wachter(&[
+        "report",
+        "--db",
+        db_arg,
+        "--cve",
+        "CVE-2019-19781",
+        "--json",
+    ]);
+    let points: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let states: Vec<(u64, u64)> = points["CVE-2019-19781"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["vulnerable"].as_u64().unwrap(),
+                p["mitigated"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![(2, 0), (1, 0), (0, 1)],
+        "each import is a scan of what it covered"
+    );
+}
