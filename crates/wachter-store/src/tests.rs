@@ -243,3 +243,26 @@ fn diffs_and_the_trend_follow_the_case() {
     );
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn a_second_writer_waits_for_the_first() {
+    let path = temp_db("two-writers");
+    let first = Store::open(&path).unwrap();
+    let scan = first.begin_scan(&ScanInfo::default()).unwrap();
+    // The first writer holds the write lock for a while (an open immediate transaction).
+    first.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let second_path = path.clone();
+    let second = std::thread::spawn(move || {
+        let mut store = Store::open(&second_path).unwrap();
+        store.write_batch(scan, &[record("127.62.0.1", Verdict::Vulnerable)])
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !second.is_finished(),
+        "the second writer must wait, not fail or write past the lock"
+    );
+    first.conn.execute_batch("COMMIT").unwrap();
+    second.join().unwrap().unwrap();
+    assert_eq!(first.observation_count(scan).unwrap(), 1);
+    std::fs::remove_file(&path).unwrap();
+}
