@@ -119,7 +119,8 @@ pub fn read<R: BufRead>(
                     }
                 };
                 // A nuclei line that is not a match says nothing about the host.
-                if let Ok(r) = &parsed
+                if format == ImportFormat::Nuclei
+                    && let Ok(r) = &parsed
                     && r.status == Status::Error
                 {
                     continue;
@@ -269,8 +270,13 @@ fn nuclei(text: &str) -> Result<ServiceRecord, String> {
             .ok_or("bad port")?,
         _ => url_port.unwrap_or(if scheme == "http" { 80 } else { 443 }),
     };
+    // Scanned names are hostile: only a valid DNS name is kept.
     let hostname = (IpAddr::from_str(host_name).is_err() && !host_name.is_empty())
-        .then(|| host_name.to_ascii_lowercase());
+        .then(|| {
+            crate::targets::normalise_hostname(host_name)
+                .map_err(|_| format!("{host_name:?} is not a hostname"))
+        })
+        .transpose()?;
     let time = v
         .get("timestamp")
         .and_then(|t| t.as_str())
@@ -361,8 +367,17 @@ fn shadowserver(
         None => 443,
     };
     let raw_time = field(time_col);
-    if raw_time.len() < 10 {
-        return Err(format!("{raw_time:?} is not a timestamp"));
+    let shape_ok = raw_time.len() >= 19
+        && raw_time.bytes().enumerate().take(19).all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b' ' || b == b'T',
+            13 | 16 => b == b':',
+            _ => b.is_ascii_digit(),
+        });
+    if !shape_ok {
+        return Err(format!(
+            "{raw_time:?} is not a timestamp (YYYY-MM-DD hh:mm:ss)"
+        ));
     }
     // "2020-01-20 03:12:44" (UTC, per Shadowserver) → RFC 3339.
     let time = format!("{}Z", raw_time.replacen(' ', "T", 1).trim_end_matches('Z'));

@@ -59,13 +59,22 @@ pub fn refusal(spec: &RequestSpec) -> Option<&'static str> {
     if !matches!(spec.method.as_str(), "GET" | "HEAD") {
         return Some("only GET and HEAD requests are sent");
     }
-    let target = percent_decode_lower(&spec.target);
+    let decoded = percent_decode_lower(&spec.target);
+    // Servers treat `//`, `/./` and `/x/../` as the path they resolve to: check that too.
+    let resolved = resolve_segments(&decoded);
     for (fragment, why) in FORBIDDEN_PATHS {
-        if target.contains(fragment) {
+        if decoded.contains(fragment) || resolved.contains(fragment) {
             return Some(why);
         }
     }
     for (name, value) in &spec.headers {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            return Some("header names must be HTTP tokens");
+        }
         let name = name.to_ascii_lowercase();
         if FORBIDDEN_HEADERS.contains(&name.as_str()) {
             return Some("authentication and exploit headers are never sent");
@@ -105,6 +114,31 @@ fn percent_decode_lower(target: &[u8]) -> String {
         current = out;
     }
     String::from_utf8_lossy(&current).to_ascii_lowercase()
+}
+
+/// The path with empty and `.` segments dropped and `..` applied, as a server resolves it;
+/// both `//` and `/./` and a traversal back out of a directory collapse.
+fn resolve_segments(path: &str) -> String {
+    let (path, query) = path.split_once('?').map_or((path, ""), |(p, q)| (p, q));
+    let mut out: Vec<&str> = Vec::new();
+    for segment in path.split(['/', '\\']) {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut resolved = format!("/{}", out.join("/"));
+    if path.ends_with('/') {
+        resolved.push('/');
+    }
+    if !query.is_empty() {
+        resolved.push('?');
+        resolved.push_str(query);
+    }
+    resolved
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -172,6 +206,16 @@ mod tests {
             spec("GET", "/vpn/themes/cmd.php", &[]),
             spec("GET", "/", &[("Host", "a.test")]),
             spec("DELETE", "/", &[]),
+            // Spellings a server resolves to the same forbidden path.
+            spec("GET", "/vpn/../vpns/./portal/x.xml", &[]),
+            spec("GET", "/vpn/../vpns//portal/x.xml", &[]),
+            spec("GET", "/saml//login", &[]),
+            spec("GET", "/saml/./login", &[]),
+            spec("GET", "/wsfed//passive", &[]),
+            spec("GET", "/vpn//themes/cmd.php", &[]),
+            spec("GET", "/x/../nitro/v1/config/nsversion", &[]),
+            spec("GET", "/", &[("Cookie ", "NSC_AAAC=x")]),
+            spec("GET", "/", &[("Cookie\t", "NSC_AAAC=x")]),
         ];
         for s in &forbidden {
             assert!(

@@ -483,7 +483,7 @@ fn sniff(head: &[u8]) -> Format {
         || (first.starts_with("open tcp ") && first.split_whitespace().count() == 5)
     {
         Format::MasscanList
-    } else if first.starts_with('[') || first.starts_with('{') {
+    } else if first == "[" || first.starts_with("[{") || first.starts_with('{') {
         Format::MasscanJson
     } else if first.split(',').any(|c| c.trim() == "saddr") {
         Format::ZmapCsv
@@ -725,6 +725,17 @@ mod tests {
         let err = read_all("192.0.2.1\n\n# c\nnot a target!\n").unwrap_err();
         assert_eq!((err.origin.as_str(), err.line), ("t", 4));
         assert!(err.to_string().starts_with("t:4: "), "{err}");
+    }
+
+    #[test]
+    fn a_bracketed_ipv6_first_line_is_a_target_not_json() {
+        assert_eq!(
+            read_all("[2001:db8::7]:443\n192.0.2.1\n").unwrap(),
+            vec![
+                addr("2001:db8::7", None, Some(443)),
+                addr("192.0.2.1", None, None)
+            ]
+        );
     }
 
     #[test]

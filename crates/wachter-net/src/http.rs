@@ -179,7 +179,7 @@ pub fn parse_head(head: &[u8]) -> Option<Head> {
         return None;
     }
     let text = String::from_utf8_lossy(status_line);
-    let mut parts = text.splitn(3, [' ', '\t']).filter(|p| !p.is_empty());
+    let mut parts = text.split_ascii_whitespace();
     let version = parts.next()?;
     let code = parts.next()?;
     if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -775,6 +775,11 @@ mod tests {
         assert!(parse_head(b"SSH-2.0-OpenSSH_9.2\r\n\r\n").is_none());
         assert!(parse_head(b"HTTP/1.1 2000 OK\r\n\r\n").is_none());
         assert!(parse_head(b"HTTP/1.1\r\n\r\n").is_none());
+        assert_eq!(
+            parse_head(b"HTTP/1.1  200 OK\r\n\r\n").map(|h| h.status),
+            Some(200),
+            "double space"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use wachter_core::addr::{IpRange, RangeSet};
@@ -75,6 +76,7 @@ impl TargetInputs {
         let mut streamed = Vec::new();
         let mut streamed_items = 0u64;
         let mut spool = None;
+        let mut merge_at = 1usize << 20;
         for source in sources {
             let source = match source {
                 Source::Stdin => {
@@ -93,10 +95,12 @@ impl TargetInputs {
                     TargetItem::Network(range) => networks.push(range),
                     _ => count += 1,
                 }
-                // Keep the range list compact when a file holds many networks.
-                if networks.len() >= 1 << 20 {
+                // Keep the range list compact when a file holds many networks: merge when it
+                // has doubled since the last merge (amortised linear, not once per line).
+                if networks.len() >= merge_at {
                     let merged = RangeSet::from_ranges(networks.drain(..));
                     networks.extend(merged.ranges().iter().copied());
+                    merge_at = (networks.len() * 2).max(1 << 20);
                 }
             })?;
             if count > 0 {
@@ -184,9 +188,11 @@ fn spool_stdin() -> Result<PathBuf, InputError> {
         path: "stdin".into(),
         source,
     };
+    // Target lists are confidential: readable by this user only.
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&path)
         .map_err(io_err)?;
     let stdin = io::stdin();

@@ -41,12 +41,12 @@ impl Default for StoreConfig {
 pub struct ScanConfig {
     /// Ports scanned for targets without their own port.
     pub ports: String,
-    /// The scope: networks a connection may go to. Empty means the public Internet (the
-    /// IANA special-purpose ranges are excluded unless named here).
+    /// The scope: networks a connection may go to (required, here or with --scope; the IANA
+    /// special-purpose ranges are excluded unless named explicitly).
     pub scope: Vec<String>,
     /// A file with more scope networks, one per line.
     pub scope_file: Option<PathBuf>,
-    /// Opt-out list honoured by every scan: networks never contacted.
+    /// Opt-out list honoured by every scan (--opt-out adds to it): networks never contacted.
     pub opt_out_file: Option<PathBuf>,
     /// New connections per second, all targets together. 0 = unlimited.
     pub rate: u32,

@@ -68,10 +68,17 @@ impl Settings {
         {
             scope.extend(read_network_list(file).map_err(Failure::usage)?);
         }
-        let opt_out = match args.opt_out.as_ref().or(config.opt_out_file.as_ref()) {
-            Some(file) => read_network_list(file).map_err(Failure::usage)?,
-            None => Vec::new(),
-        };
+        // The configured opt-out list always applies; --opt-out adds to it, never replaces it.
+        let mut opt_out = Vec::new();
+        for file in config.opt_out_file.iter().chain(args.opt_out.iter()) {
+            opt_out.extend(read_network_list(file).map_err(Failure::usage)?);
+        }
+        if scope.is_empty() {
+            return Err(Failure::usage(anyhow!(
+                "no scope: name the networks you may scan with --scope (or [scan] scope in the config); \
+                 --scope 0.0.0.0/0,::/0 means the public Internet"
+            )));
+        }
         let shard: Shard = match &args.shard {
             Some(text) => text.parse().map_err(Failure::usage)?,
             None => Shard::WHOLE,
@@ -293,7 +300,12 @@ impl Recording {
     pub fn finish(self, summary: &ScanSummary) -> Result<(i64, String), Failure> {
         let json = serde_json::to_string(summary).unwrap_or_default();
         self.store
-            .finish_scan(self.scan_id, summary.interrupted, &json)
+            // Stopped early for any reason: not finished, so it can be resumed.
+            .finish_scan(
+                self.scan_id,
+                summary.interrupted || summary.stopped_by.is_some(),
+                &json,
+            )
             .map_err(Failure::failed)?;
         Ok((self.scan_id, self.store.path().to_string()))
     }

@@ -99,6 +99,9 @@ fn a_malformed_target_line_stops_the_scan_before_it_starts() {
 
 #[test]
 fn usage_errors_exit_2() {
+    let no_scope = wachter(&["scan", "--no-db", "127.0.0.1"]);
+    assert_eq!(no_scope.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_scope.stderr).contains("no scope"));
     assert_eq!(
         wachter(&["scan", "--shard", "2/4", "127.0.0.1"])
             .status
@@ -131,7 +134,17 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn loopback_is_refused_unless_the_scope_names_it() {
-    let out = wachter(&["scan", "--ports", "18443", "127.41.0.1", "127.41.0.2:9"]);
+    // A scope that covers everything but does not name loopback.
+    let out = wachter(&[
+        "scan",
+        "--scope",
+        "0.0.0.0/0,::/0",
+        "--no-db",
+        "--ports",
+        "18443",
+        "127.41.0.1",
+        "127.41.0.2:9",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let recs = records(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(recs.len(), 2);
@@ -680,5 +693,44 @@ fn imports_join_the_history_and_broken_rows_are_named() {
         states,
         vec![(2, 0), (1, 0), (0, 1)],
         "each import is a scan of what it covered"
+    );
+}
+
+#[test]
+fn the_configured_opt_out_list_survives_an_extra_one() {
+    let from_config = temp("optout-config.txt", "127.45.0.1\n");
+    let from_flag = temp("optout-flag.txt", "127.45.0.2\n");
+    let config = temp(
+        "optout.toml",
+        &format!(
+            "[scan]\nopt_out_file = {:?}\n",
+            from_config.display().to_string()
+        ),
+    );
+    let out = wachter(&[
+        "scan",
+        "--config",
+        config.to_str().unwrap(),
+        "--opt-out",
+        from_flag.to_str().unwrap(),
+        "--scope",
+        "127.45.0.0/24",
+        "--no-db",
+        "--ports",
+        "18443",
+        "127.45.0.1",
+        "127.45.0.2",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = records(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(recs.len(), 2);
+    assert!(
+        recs.iter().all(|r| r["blocked_by"] == "opt_out"),
+        "{recs:?}"
     );
 }

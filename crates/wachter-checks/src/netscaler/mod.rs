@@ -587,6 +587,10 @@ fn signals(record: &ServiceRecord, flags: &Flags) -> (Vec<String>, usize, usize)
     if response(record, "p2").is_some_and(p2_exposed) {
         strong.push("p2:apache_vpns_403".into());
     }
+    // smb.conf through the traversal is the appliance's own file: on its own it is proof.
+    if response(record, "p1").is_some_and(p1_exposed) {
+        strong.push("p1:smb.conf".into());
+    }
     let mut cookies: Vec<String> = record
         .http
         .iter()

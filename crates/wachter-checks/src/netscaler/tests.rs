@@ -383,3 +383,23 @@ fn plan_skips_p1_after_the_mitigation_answer_and_varies_the_control_path() {
     .collect();
     assert_eq!(full.last().map(String::as_str), Some("p1"));
 }
+
+#[test]
+fn a_leaked_smb_conf_alone_is_a_vulnerable_netscaler() {
+    // No login page, no stamp, no cookie: only P1 answered with the appliance's smb.conf.
+    let r = record(vec![
+        ex("root", 404, "", b""),
+        ex("vpn_index", 404, "", b""),
+        ex("logonpoint", 404, "", b""),
+        ex("rdx_en", 404, "", b""),
+        ex("control", 404, "", b""),
+        ex("p2", 404, "", b""),
+        ex("p1", 200, "Content-Type: text/plain", SMB_CONF.as_bytes()),
+    ]);
+    let a = assess(&r);
+    assert_eq!(a.product, Product::Netscaler, "{:?}", a.signals);
+    assert_eq!(
+        verdict(&a, CVE_2019_19781),
+        (Verdict::Vulnerable, Basis::Probe)
+    );
+}
