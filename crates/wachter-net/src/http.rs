@@ -540,10 +540,12 @@ async fn read_until_close<S: AsyncRead + Unpin>(
     deadline: Instant,
 ) -> (bool, bool) {
     loop {
-        if buf.len() >= cap {
+        // One byte past the cap tells "ends exactly at the cap" from "goes on".
+        if buf.len() > cap {
+            buf.truncate(cap);
             return (false, false);
         }
-        let room = (cap - buf.len()).min(16 * 1024);
+        let room = (cap + 1 - buf.len()).min(16 * 1024);
         // Without framing only a close ends the body; a server that neither closes nor sends
         // (a responder's bare 403 on a kept-open connection) is given an idle limit instead
         // of the whole deadline.
@@ -662,7 +664,8 @@ async fn read_chunked<S: AsyncRead + Unpin>(
         if decoder.state == ChunkState::Done {
             return (true, !extra);
         }
-        if decoder.decoded_total >= cap as u64 {
+        // More body than is kept: stop. Exactly the cap is fine; the end may follow.
+        if decoder.decoded_total > cap as u64 {
             return (false, false);
         }
         pending.clear();
@@ -886,6 +889,27 @@ mod tests {
         assert!(!ex.reusable);
         // Paused clock: virtual time, so this asserts the limit used, not the machine's speed.
         assert_eq!(started.elapsed(), UNFRAMED_IDLE);
+    }
+
+    #[tokio::test]
+    async fn a_body_of_exactly_the_cap_is_complete() {
+        // `against` keeps at most 1024 body bytes.
+        let exact = [b'x'; 1024];
+        let mut until_close = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        until_close.extend_from_slice(&exact);
+        let ex = against(until_close).await;
+        assert!(ex.exchange.body_complete);
+        assert_eq!(ex.exchange.body.as_ref().unwrap().as_bytes().len(), 1024);
+        let mut longer = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        longer.extend_from_slice(&[b'x'; 1025]);
+        let ex = against(longer).await;
+        assert!(!ex.exchange.body_complete);
+        assert_eq!(ex.exchange.body.as_ref().unwrap().as_bytes().len(), 1024);
+        let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n".to_vec();
+        chunked.extend_from_slice(&exact);
+        chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+        let ex = against(chunked).await;
+        assert!(ex.exchange.body_complete && ex.reusable);
     }
 
     #[tokio::test]

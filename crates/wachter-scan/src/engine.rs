@@ -24,7 +24,7 @@ use wachter_core::addr::RangeSet;
 use wachter_core::order::{AddressSpace, Order, OrderError, Shard, WindowShuffle};
 use wachter_core::ports::PortList;
 use wachter_core::record::{ServiceRecord, Status};
-use wachter_core::scope::Refusal;
+use wachter_core::scope::{Refusal, ScopePolicy};
 use wachter_core::targets::TargetItem;
 use wachter_net::dns::{Dns, Resolution};
 use wachter_net::probe::{Prober, Target};
@@ -108,6 +108,29 @@ enum Msg {
     Record(u64, Box<ServiceRecord>),
     /// Every record of this position has been sent.
     Done(u64),
+}
+
+/// The shape of a scan's order: what a resume must find unchanged, or its positions would
+/// name other targets. Also checks that the space can be ordered at all.
+pub fn order_fingerprint(
+    inputs: &TargetInputs,
+    options: &ScanOptions,
+    policy: &ScopePolicy,
+) -> Result<String, OrderError> {
+    let (allowed, _) = policy.partition(&inputs.networks);
+    let order = Order::new(AddressSpace::new(&allowed), &options.ports, options.seed)?;
+    let ranges: Vec<String> = allowed.ranges().iter().map(ToString::to_string).collect();
+    // FNV-1a over the allowed ranges: short, stable, dependency-free.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in ranges.join(",").bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    Ok(format!(
+        "{}:{}:{}:{hash:016x}",
+        order.len(),
+        inputs.streamed_items,
+        options.shard
+    ))
 }
 
 /// Runs a scan to the end (or until `stop` is set), writing every record to `sink`.
@@ -396,22 +419,19 @@ fn write_records(
             match msg {
                 Msg::Record(position, record) => {
                     tally.add(&record);
-                    if error.is_none()
-                        && let Err(e) = sink.write(position, &record)
-                    {
-                        // Broken pipe (`| head`) ends the scan quietly; anything else is reported.
+                    // After a failure (a broken pipe from `| head`) the scan stops, but the
+                    // records in flight still go to the sinks that work (the store).
+                    if let Err(e) = sink.write(position, &record) {
                         stop.store(true, Ordering::Relaxed);
-                        error = Some(e);
+                        error.get_or_insert(e);
                     }
                 }
                 Msg::Done(position) => tracker.done(position),
             }
         }
-        if error.is_none()
-            && let Err(e) = sink.checkpoint(&tracker.checkpoint())
-        {
+        if let Err(e) = sink.checkpoint(&tracker.checkpoint()) {
             stop.store(true, Ordering::Relaxed);
-            error = Some(e);
+            error.get_or_insert(e);
         }
         let n = tally.services;
         progress.set_position(n);
@@ -420,10 +440,8 @@ fn write_records(
             progress.set_message(progress_message(&tally));
         }
     }
-    if error.is_none()
-        && let Err(e) = sink.finish()
-    {
-        error = Some(e);
+    if let Err(e) = sink.finish() {
+        error.get_or_insert(e);
     }
     tally.trim_actions();
     (tally, error)

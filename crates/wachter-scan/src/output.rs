@@ -94,24 +94,39 @@ impl<W: Write + Send> RecordSink for JsonLines<W> {
     }
 }
 
-/// Sends every record to several sinks (the JSON Lines output and the store).
+/// Sends every record to several sinks (the JSON Lines output and the store). A sink that
+/// fails is dropped and its error reported once; the others carry on, so a closed pipe on
+/// stdout does not cost the store its records.
 pub struct Tee(pub Vec<Box<dyn RecordSink>>);
+
+impl Tee {
+    fn each(
+        &mut self,
+        mut f: impl FnMut(&mut Box<dyn RecordSink>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut first = None;
+        self.0.retain_mut(|sink| match f(sink) {
+            Ok(()) => true,
+            Err(e) => {
+                first.get_or_insert(e);
+                false
+            }
+        });
+        first.map_or(Ok(()), Err)
+    }
+}
 
 impl RecordSink for Tee {
     fn write(&mut self, position: u64, record: &ServiceRecord) -> io::Result<()> {
-        self.0
-            .iter_mut()
-            .try_for_each(|sink| sink.write(position, record))
+        self.each(|sink| sink.write(position, record))
     }
 
     fn checkpoint(&mut self, checkpoint: &Checkpoint) -> io::Result<()> {
-        self.0
-            .iter_mut()
-            .try_for_each(|sink| sink.checkpoint(checkpoint))
+        self.each(|sink| sink.checkpoint(checkpoint))
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.0.iter_mut().try_for_each(|sink| sink.finish())
+        self.each(|sink| sink.finish())
     }
 }
 

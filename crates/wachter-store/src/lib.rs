@@ -243,7 +243,7 @@ impl Store {
                 .prepare_cached("INSERT INTO observations (scan_id, service_id, observed_at, status, protocol, cert_sha256, record, position) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
                 .map_err(err)?;
             let mut current = tx
-                .prepare_cached("SELECT id, state FROM findings WHERE service_id = ?1 AND cve = ?2")
+                .prepare_cached("SELECT id, state, last_scan_id FROM findings WHERE service_id = ?1 AND cve = ?2")
                 .map_err(err)?;
             let mut insert_finding = tx
                 .prepare_cached("INSERT INTO findings (service_id, cve, state, basis, detail, first_seen, last_seen, last_scan_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) RETURNING id")
@@ -320,8 +320,10 @@ impl Store {
                             .ok()
                             .and_then(|b| b.as_str().map(str::to_string))
                             .unwrap_or_default();
-                        let existing: Option<(i64, String)> = current
-                            .query_row(params![service_id, v.cve], |r| Ok((r.get(0)?, r.get(1)?)))
+                        let existing: Option<(i64, String, i64)> = current
+                            .query_row(params![service_id, v.cve], |r| {
+                                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                            })
                             .optional()
                             .map_err(err)?;
                         match existing {
@@ -350,7 +352,20 @@ impl Store {
                                     ])
                                     .map_err(err)?;
                             }
-                            Some((id, old)) => {
+                            // An older scan arriving late (a resume, an old import) adds to
+                            // the history at its own place but does not overwrite a newer state.
+                            Some((id, _, last)) if scan_id < last => {
+                                history
+                                    .execute(params![
+                                        id,
+                                        scan_id,
+                                        record.time,
+                                        Option::<String>::None,
+                                        state
+                                    ])
+                                    .map_err(err)?;
+                            }
+                            Some((id, old, _)) => {
                                 update_finding
                                     .execute(params![
                                         state,
@@ -519,7 +534,7 @@ impl Store {
             .prepare(
                 "SELECT s.ip, s.port, s.hostname, f.cve, h.to_state, f.service_id FROM finding_history h \
                  JOIN findings f ON f.id = h.finding_id JOIN services s ON s.id = f.service_id \
-                 WHERE h.id = (SELECT max(h2.id) FROM finding_history h2 WHERE h2.finding_id = h.finding_id AND h2.scan_id <= ?1) \
+                 WHERE h.id = (SELECT h2.id FROM finding_history h2 WHERE h2.finding_id = h.finding_id AND h2.scan_id <= ?1 ORDER BY h2.scan_id DESC, h2.id DESC LIMIT 1) \
                  ORDER BY s.ip, s.port, s.hostname, f.cve",
             )
             .map_err(self.err())?;

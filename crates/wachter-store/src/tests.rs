@@ -259,10 +259,45 @@ fn a_second_writer_waits_for_the_first() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(
         !second.is_finished(),
-        "the second writer must wait, not fail or write past the lock"
+        "the second writer must wait, not fail"
     );
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    let written: i64 = reader
+        .query_row("SELECT count(*) FROM observations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(written, 0, "nothing may be written past the lock");
     first.conn.execute_batch("COMMIT").unwrap();
     second.join().unwrap().unwrap();
     assert_eq!(first.observation_count(scan).unwrap(), 1);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn an_older_scan_written_late_does_not_overwrite_a_newer_state() {
+    let path = temp_db("late");
+    let mut store = Store::open(&path).unwrap();
+    let old = store.begin_scan(&ScanInfo::default()).unwrap();
+    let new = store.begin_scan(&ScanInfo::default()).unwrap();
+    store
+        .write_batch(new, &[record("127.63.0.1", Verdict::Patched)])
+        .unwrap();
+    // The older scan (a resume, an old import) is written afterwards.
+    store
+        .write_batch(old, &[record("127.63.0.1", Verdict::Vulnerable)])
+        .unwrap();
+    assert_eq!(
+        store.finding_counts().unwrap(),
+        vec![("CVE-2019-19781".into(), "patched".into(), 1)]
+    );
+    let at = |scan| {
+        store
+            .finding_states(scan)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.state)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at(old), vec!["vulnerable"]);
+    assert_eq!(at(new), vec!["patched"]);
     std::fs::remove_file(&path).unwrap();
 }

@@ -334,6 +334,9 @@ pub fn stop_on_interrupt() -> Arc<AtomicBool> {
 struct ResumeSpec {
     args: ScanArgs,
     scan: ScanConfig,
+    /// The order's shape when the scan started (see `order_fingerprint`).
+    #[serde(default)]
+    fingerprint: String,
 }
 
 pub async fn run(args: ScanArgs, config: &Config) -> Result<u8, Failure> {
@@ -364,12 +367,28 @@ pub async fn run(args: ScanArgs, config: &Config) -> Result<u8, Failure> {
                 .ok_or_else(|| Failure::usage(anyhow!("scan {scan_id} cannot be resumed (it read standard input, or was recorded by an older wachter)")))?;
             let mut args = spec.args;
             args.db = Some(db.clone());
-            (args, spec.scan, Some((scan_id, info.checkpoint)))
+            (
+                args,
+                spec.scan,
+                Some((scan_id, info.checkpoint, spec.fingerprint)),
+            )
         }
     };
     let mut settings = Settings::resolve(&args, &scan_config)?;
     let sources: Vec<Source> = args.targets.iter().map(|t| Source::from_arg(t)).collect();
     let inputs = prepare_inputs(&sources)?;
+    // Everything that can refuse the scan is checked before the output file or the store
+    // is touched.
+    let policy = ScopePolicy::new(&settings.scope, &settings.opt_out);
+    let fingerprint = wachter_scan::engine::order_fingerprint(&inputs, &settings.options, &policy)
+        .map_err(Failure::usage)?;
+    if let Some((scan_id, _, started_with)) = &resume
+        && *started_with != fingerprint
+    {
+        return Err(Failure::usage(anyhow!(
+            "the targets, scope or opt-out list changed since scan {scan_id} started, so its positions no longer name the same targets; start a new scan"
+        )));
+    }
     let output: Box<dyn RecordSink> = match &args.output {
         Some(path) => {
             // A resumed scan adds to the records it already wrote.
@@ -394,7 +413,7 @@ pub async fn run(args: ScanArgs, config: &Config) -> Result<u8, Failure> {
         (None, output)
     } else {
         let (recording, store_sink) = match &resume {
-            Some((scan_id, checkpoint)) => {
+            Some((scan_id, checkpoint, _)) => {
                 settings.options.resume = Some(checkpoint.clone());
                 Recording::resume(&db, *scan_id, checkpoint)?
             }
@@ -410,6 +429,7 @@ pub async fn run(args: ScanArgs, config: &Config) -> Result<u8, Failure> {
                     serde_json::to_string(&ResumeSpec {
                         args: pinned,
                         scan: scan_config.clone(),
+                        fingerprint: fingerprint.clone(),
                     })
                     .unwrap_or_default()
                 });

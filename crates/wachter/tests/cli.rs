@@ -99,6 +99,21 @@ fn a_malformed_target_line_stops_the_scan_before_it_starts() {
 
 #[test]
 fn usage_errors_exit_2() {
+    // Refused before anything is written: no output file, no database.
+    let db = work_dir().join("too-large.db");
+    let output = work_dir().join("too-large.jsonl");
+    let too_large = wachter(&[
+        "scan",
+        "--scope",
+        "2001:db8::/32",
+        "--db",
+        db.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "2001:db8::/64",
+    ]);
+    assert_eq!(too_large.status.code(), Some(2));
+    assert!(!db.exists() && !output.exists());
     let no_scope = wachter(&["scan", "--no-db", "127.0.0.1"]);
     assert_eq!(no_scope.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_scope.stderr).contains("no scope"));
@@ -733,4 +748,58 @@ fn the_configured_opt_out_list_survives_an_extra_one() {
         recs.iter().all(|r| r["blocked_by"] == "opt_out"),
         "{recs:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_with_changed_targets_is_refused() {
+    let _lab = lab("127.52.0.1", &[Behaviour::Http; 20]).await;
+    let db = work_dir().join("changed.db");
+    let _ = std::fs::remove_file(&db);
+    let targets = temp("changed-targets.txt", "127.52.0.0/27\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wachter"))
+        .args([
+            "scan",
+            "--scope",
+            "127.52.0.0/24",
+            "--ports",
+            "18443",
+            "--check",
+            "none",
+            "--rate",
+            "4",
+            "--per-network-rate",
+            "0",
+            "--db",
+        ])
+        .arg(&db)
+        .args(["-o", "/dev/null"])
+        .arg(format!("@{}", targets.display()))
+        .current_dir(work_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if db.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    std::fs::write(&targets, "127.52.0.0/26\n").unwrap();
+    let db_arg = db.to_str().unwrap().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        wachter(&["scan", "--resume", "1", "--db", &db_arg, "-o", "/dev/null"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("changed since scan 1 started"));
 }
