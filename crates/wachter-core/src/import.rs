@@ -131,7 +131,10 @@ pub fn read<R: BufRead>(
             }
         }
         ImportFormat::Shadowserver => {
-            let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+            // A record is buffered whole: cap the bytes between two line ends.
+            let mut csv = csv::ReaderBuilder::new()
+                .flexible(true)
+                .from_reader(crate::capped::Capped::new(reader, b'\n', MAX_LINE));
             let header: Vec<String> = csv
                 .headers()
                 .map_err(std::io::Error::other)?

@@ -7,6 +7,7 @@
 
 pub mod addr;
 pub mod assessment;
+pub mod capped;
 pub mod check;
 pub mod import;
 pub mod order;

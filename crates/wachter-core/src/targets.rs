@@ -26,6 +26,7 @@ use std::str::FromStr;
 use quick_xml::events::Event;
 
 use crate::addr::IpRange;
+use crate::capped::Capped;
 
 /// One parsed target line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,7 +195,7 @@ enum Inner<R> {
         zmap: Option<ZmapColumns>,
     },
     Xml {
-        reader: quick_xml::Reader<R>,
+        reader: quick_xml::Reader<Capped<R>>,
         buf: Vec<u8>,
         host: XmlHost,
         done: bool,
@@ -233,7 +234,8 @@ impl<R: BufRead> TargetReader<R> {
         };
         let inner = match format {
             Format::NmapXml => {
-                let mut xml = quick_xml::Reader::from_reader(reader);
+                // A tag is read whole: cap the bytes between two `>`.
+                let mut xml = quick_xml::Reader::from_reader(Capped::new(reader, b'>', MAX_LINE));
                 xml.config_mut().trim_text(true);
                 Inner::Xml {
                     reader: xml,
@@ -725,6 +727,19 @@ mod tests {
         let err = read_all("192.0.2.1\n\n# c\nnot a target!\n").unwrap_err();
         assert_eq!((err.origin.as_str(), err.line), ("t", 4));
         assert!(err.to_string().starts_with("t:4: "), "{err}");
+    }
+
+    #[test]
+    fn an_endless_xml_tag_is_refused_not_buffered() {
+        let mut xml = b"<?xml version=\"1.0\"?><nmaprun><host><address addr=\"".to_vec();
+        xml.extend(std::iter::repeat_n(b'1', 4 * MAX_LINE));
+        let reader = TargetReader::new("x", xml.as_slice()).unwrap();
+        assert!(
+            reader
+                .map(|r| r.map(|_| ()))
+                .collect::<Result<Vec<_>, _>>()
+                .is_err()
+        );
     }
 
     #[test]

@@ -224,7 +224,12 @@ pub fn read_network_list(path: &Path) -> Result<Vec<IpRange>, InputError> {
         source,
     })?;
     let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    let capped = wachter_core::capped::Capped::new(
+        BufReader::new(file),
+        b'\n',
+        wachter_core::targets::MAX_LINE,
+    );
+    for (i, line) in capped.lines().enumerate() {
         let line = line.map_err(|source| InputError::Io {
             path: path.display().to_string(),
             source,

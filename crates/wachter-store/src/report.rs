@@ -158,6 +158,8 @@ pub struct TrendPoint {
     pub unknown: u64,
     /// Open before, and the service did not answer this scan.
     pub unreachable: u64,
+    /// Open before, and this scan did not look at the service: not fixed, not counted above.
+    pub not_rescanned: u64,
 }
 
 impl TrendPoint {
@@ -193,6 +195,7 @@ pub fn trend(store: &Store) -> Result<BTreeMap<String, Vec<TrendPoint>>, StoreEr
                     _ => point.unknown += 1,
                 },
                 Some(_) if was_open => point.unreachable += 1,
+                None if was_open => point.not_rescanned += 1,
                 _ => {}
             }
         }

@@ -234,6 +234,14 @@ fn diffs_and_the_trend_follow_the_case() {
         .map(|p| (p.vulnerable, p.mitigated, p.patched, p.unreachable))
         .collect();
     assert_eq!(curve, vec![(3, 0, 0, 0), (1, 1, 0, 1), (1, 1, 1, 0)]);
+    // .3 went dark in scan 2 and scan 3 did not look at it.
+    assert_eq!(
+        trend["CVE-2019-19781"]
+            .iter()
+            .map(|p| p.not_rescanned)
+            .collect::<Vec<_>>(),
+        vec![0, 0, 1]
+    );
     assert_eq!(
         trend["CVE-2019-19781"]
             .iter()

@@ -53,7 +53,7 @@ pub fn report(args: ReportArgs, config: &Config) -> Result<u8, Failure> {
             "\n{cve}: open findings per scan (vulnerable + mitigated)\n\n"
         ));
         text.push_str(&format!(
-            "  {:>5}  {:<20} {:>10} {:>10} {:>10} {:>8} {:>12} {:>6}\n",
+            "  {:>5}  {:<20} {:>10} {:>10} {:>10} {:>8} {:>12} {:>14} {:>6}\n",
             "scan",
             "started",
             "vulnerable",
@@ -61,6 +61,7 @@ pub fn report(args: ReportArgs, config: &Config) -> Result<u8, Failure> {
             "patched",
             "unknown",
             "unreachable",
+            "not_rescanned",
             "open"
         ));
         let peak = points.iter().map(|p| p.open()).max().unwrap_or(0).max(1);
@@ -68,7 +69,7 @@ pub fn report(args: ReportArgs, config: &Config) -> Result<u8, Failure> {
             let bar = "█".repeat(((p.open() * 30).div_ceil(peak)) as usize);
             let started: String = p.started_at.chars().take(19).collect();
             text.push_str(&format!(
-                "  {:>5}  {:<20} {:>10} {:>10} {:>10} {:>8} {:>12} {:>6} {bar}\n",
+                "  {:>5}  {:<20} {:>10} {:>10} {:>10} {:>8} {:>12} {:>14} {:>6} {bar}\n",
                 p.scan,
                 started,
                 p.vulnerable,
@@ -76,6 +77,7 @@ pub fn report(args: ReportArgs, config: &Config) -> Result<u8, Failure> {
                 p.patched,
                 p.unknown,
                 p.unreachable,
+                p.not_rescanned,
                 p.open()
             ));
         }
