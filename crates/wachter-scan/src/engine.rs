@@ -105,7 +105,8 @@ struct Shared {
 
 /// What probe tasks tell the writer thread.
 enum Msg {
-    Record(u64, Box<ServiceRecord>),
+    /// A record of a position; `true` when it is the position's last (saves a `Done`).
+    Record(u64, Box<ServiceRecord>, bool),
     /// Every record of this position has been sent.
     Done(u64),
 }
@@ -197,14 +198,11 @@ pub async fn run_scan(
                     hostname: None,
                 })
                 .await;
-            if shared
+            // One record per position on the space walk: it completes the position.
+            let _ = shared
                 .records
-                .send(Msg::Record(position, Box::new(record)))
-                .await
-                .is_ok()
-            {
-                let _ = shared.records.send(Msg::Done(position)).await;
-            }
+                .send(Msg::Record(position, Box::new(record), true))
+                .await;
         };
         if !spawn_bounded(&permits, &mut tasks, probe).await {
             break;
@@ -361,7 +359,7 @@ async fn probe_item(shared: &Shared, position: u64, item: TargetItem) -> bool {
                 .await;
             if shared
                 .records
-                .send(Msg::Record(position, Box::new(record)))
+                .send(Msg::Record(position, Box::new(record), false))
                 .await
                 .is_err()
             {
@@ -417,8 +415,11 @@ fn write_records(
         }
         for msg in batch.drain(..) {
             match msg {
-                Msg::Record(position, record) => {
+                Msg::Record(position, record, completes) => {
                     tally.add(&record);
+                    if completes {
+                        tracker.done(position);
+                    }
                     // After a failure (a broken pipe from `| head`) the scan stops, but the
                     // records in flight still go to the sinks that work (the store).
                     if let Err(e) = sink.write(position, &record) {

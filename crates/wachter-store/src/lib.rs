@@ -694,6 +694,8 @@ pub struct StoreSink {
     checkpoint: Option<Checkpoint>,
     last_flush: std::time::Instant,
     checkpointer: Option<WalCheckpointer>,
+    /// Whether the store held any service when the scan started.
+    knows_services: bool,
 }
 
 /// Copies the write-ahead log into the database file from a thread of its own, so the
@@ -740,6 +742,14 @@ impl StoreSink {
         if checkpointer.is_some() {
             let _ = store.conn.execute_batch("PRAGMA wal_autocheckpoint=0");
         }
+        // A store with no services yet cannot know any address this scan finds closed: skip
+        // looking them up one by one (a discovery sweep is mostly closed ports).
+        let knows_services = store
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM services)", [], |r| {
+                r.get::<_, bool>(0)
+            })
+            .unwrap_or(true);
         StoreSink {
             store,
             scan_id,
@@ -747,6 +757,7 @@ impl StoreSink {
             checkpoint: None,
             last_flush: std::time::Instant::now(),
             checkpointer,
+            knows_services,
         }
     }
 
@@ -771,7 +782,16 @@ impl StoreSink {
 
 impl RecordSink for StoreSink {
     fn write(&mut self, position: u64, record: &ServiceRecord) -> std::io::Result<()> {
-        self.pending.push((position, record.clone()));
+        // Never stored (see `write_positioned`): blocked targets, and closed ones the store
+        // cannot know.
+        let storable = match record.status {
+            Status::Open => true,
+            Status::Blocked => false,
+            _ => self.knows_services,
+        };
+        if storable {
+            self.pending.push((position, record.clone()));
+        }
         if self.due() { self.flush() } else { Ok(()) }
     }
 
