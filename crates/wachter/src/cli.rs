@@ -146,8 +146,9 @@ TARGETS can be:
                                                           zmap CSV or nmap XML output
   -                                                       the same from standard input
 
-Nothing outside the scope is contacted: --scope (or [scan] scope in the config) lists the networks
-you may touch; the opt-out file is always honoured; loopback, private and other IANA special-purpose
+A scope is required and nothing outside it is contacted: --scope (or [scan] scope in the config)
+lists the networks you may touch (--scope 0.0.0.0/0,::/0 means the public Internet); the opt-out
+file of the config is always honoured and --opt-out adds to it; loopback, private and other IANA special-purpose
 ranges are refused unless the scope names them explicitly (e.g. --scope 127.0.0.0/8).
 
 Networks are visited in a keyed random order (--seed); --shard i/n splits a scan across workers
