@@ -202,6 +202,15 @@ impl Order {
     }
 }
 
+/// One step of splitmix64: a fast, well-mixed 64-bit hash of `x`, for seeded choices that
+/// must be the same on every machine (shuffles, lab layouts, control paths).
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// A deterministic, bounded shuffle of a stream: items enter a window of `capacity` and
 /// leave it in a seeded random order. Memory is `capacity` items whatever the input size.
 pub struct WindowShuffle<I: Iterator> {
@@ -223,11 +232,9 @@ impl<I: Iterator> WindowShuffle<I> {
 
     /// splitmix64: tiny, fast and good enough to spread consecutive lines.
     fn next_random(&mut self) -> u64 {
+        let out = splitmix64(self.state);
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        out
     }
 }
 

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use wachter_core::addr::RangeSet;
+use wachter_core::order::splitmix64;
 use wachter_core::record::{Protocol, Status};
 
 pub use certs::KeyKind;
@@ -518,8 +519,8 @@ pub fn plan(p: &LabPlan) -> Result<Vec<HostSpec>, LabError> {
     for range in p.hosts.ranges() {
         let mut offset = 0u128;
         while let Some(ip) = range.nth(offset) {
-            let roll = splitmix(p.seed ^ splitmix(index));
-            let present = (splitmix(roll) as f64 / u64::MAX as f64) < p.density;
+            let roll = splitmix64(p.seed ^ splitmix64(index));
+            let present = (splitmix64(roll) as f64 / u64::MAX as f64) < p.density;
             let behaviour = if present {
                 p.mix.pick(roll)
             } else {
@@ -536,13 +537,6 @@ pub fn plan(p: &LabPlan) -> Result<Vec<HostSpec>, LabError> {
         }
     }
     Ok(hosts)
-}
-
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Options for serving a planned lab.

@@ -237,7 +237,9 @@ fn compare(
             None => r.status.to_string(),
         });
         let assessment = record.and_then(|r| r.checks.first());
-        let product = assessment.map(|a| plain(&a.product)).unwrap_or_default();
+        let product = assessment
+            .map(|a| crate::summary::serde_plain(&a.product))
+            .unwrap_or_default();
         let verdict = assessment
             .and_then(|a| a.cves.iter().find(|v| v.cve == "CVE-2019-19781"))
             .map(|v| v.verdict.as_str().to_string())
@@ -263,13 +265,6 @@ fn compare(
         )?;
     }
     Ok(mismatches)
-}
-
-fn plain<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 /// A one-line account of the evidence, escaped for the terminal.

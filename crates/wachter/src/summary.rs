@@ -147,7 +147,7 @@ pub fn print(out: &mut dyn Write, s: &ScanSummary, json: bool) -> io::Result<()>
 }
 
 /// The serde name of a unit enum variant (`not_netscaler`).
-fn serde_plain<T: serde::Serialize>(value: &T) -> String {
+pub fn serde_plain<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

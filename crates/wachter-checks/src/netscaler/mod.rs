@@ -31,6 +31,7 @@ use wachter_core::assessment::{
     Product, Verdict,
 };
 use wachter_core::check::{Check, RequestSpec, TargetContext};
+use wachter_core::order::splitmix64;
 use wachter_core::record::{HttpExchange, HttpOutcome, ServiceRecord, Status};
 
 use self::evidence::{
@@ -87,16 +88,9 @@ pub fn control_path(target: &TargetContext<'_>) -> String {
         std::net::IpAddr::V4(v4) => u32::from(v4) as u64,
         std::net::IpAddr::V6(v6) => (u128::from(v6) as u64) ^ ((u128::from(v6) >> 64) as u64),
     };
-    let a = splitmix(target.seed ^ ip_bits.rotate_left(17) ^ u64::from(target.port));
-    let b = splitmix(a);
+    let a = splitmix64(target.seed ^ ip_bits.rotate_left(17) ^ u64::from(target.port));
+    let b = splitmix64(a);
     format!("/{:012x}/{:010x}.html", a >> 16, b >> 24)
-}
-
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 impl Check for NetscalerCheck {
