@@ -779,12 +779,19 @@ async fn a_resume_with_changed_targets_is_refused() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    for _ in 0..200 {
-        if db.exists() {
+    // Wait until the scan is registered (and running), then kill it.
+    let registered = |db: &std::path::Path| {
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("SELECT count(*) FROM scans", [], |r| r.get::<_, i64>(0)))
+            .unwrap_or(0)
+    };
+    for _ in 0..400 {
+        if registered(&db) > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    assert_eq!(registered(&db), 1, "the scan never started");
     tokio::time::sleep(Duration::from_millis(300)).await;
     child.kill().unwrap();
     let _ = child.wait();
