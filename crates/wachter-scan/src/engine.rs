@@ -11,7 +11,6 @@
 //! streamed targets pass through a fixed-size shuffle window, and nothing per target is
 //! kept after its record is written.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -491,9 +490,4 @@ fn describe_refused(refused: &[(Refusal, RangeSet)]) -> Vec<RefusedNetwork> {
         }
     }
     out
-}
-
-/// Counts by status as a map with every status present (zeros included), for tables.
-pub fn status_counts(tally: &Tally) -> BTreeMap<Status, u64> {
-    Status::ALL.iter().map(|s| (*s, tally.count(*s))).collect()
 }

@@ -11,6 +11,25 @@ fn wachter(args: &[&str]) -> Output {
     wachter_with_stdin(args, None)
 }
 
+/// Runs wachter off the async runtime, so the lab hosts this test serves keep answering.
+async fn wachter_async(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        wachter(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
+}
+
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn wachter_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wachter"))
         .args(args)
@@ -176,29 +195,21 @@ async fn records_go_to_the_output_file_and_the_summary_to_stdout() {
     let _lab = lab("127.42.0.1", &[Behaviour::Https, Behaviour::Http]).await;
     let output = std::env::temp_dir().join(format!("wachter-cli-{}-out.jsonl", std::process::id()));
     let out_path = output.display().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        wachter(&[
-            "scan",
-            "--scope",
-            "127.42.0.0/24",
-            "--ports",
-            "18443",
-            "--seed",
-            "3",
-            "--json",
-            "-o",
-            &out_path,
-            "127.42.0.0/29",
-        ])
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = wachter_async(&[
+        "scan",
+        "--scope",
+        "127.42.0.0/24",
+        "--ports",
+        "18443",
+        "--seed",
+        "3",
+        "--json",
+        "-o",
+        &out_path,
+        "127.42.0.0/29",
+    ])
+    .await;
+    assert_exit(&out, 0);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["services"], 8);
     assert_eq!(summary["seed"], 3);
@@ -240,12 +251,7 @@ async fn stdin_scanner_output_and_opt_out() {
     })
     .await
     .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let recs = records(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(recs.len(), 3);
     let named = recs
@@ -277,12 +283,7 @@ fn demo_runs_end_to_end() {
         "--db",
         db.to_str().unwrap(),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let text = String::from_utf8_lossy(&out.stdout);
     // The comparison (an array) comes first, then the scan summary.
     let mut values = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
@@ -380,17 +381,8 @@ async fn ipv6_loopback_is_scanned_like_ipv4() {
     )
     .await
     .unwrap();
-    let out = tokio::task::spawn_blocking(|| {
-        wachter(&["scan", "--scope", "::1/128", "--no-db", "[::1]:18449"])
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = wachter_async(&["scan", "--scope", "::1/128", "--no-db", "[::1]:18449"]).await;
+    assert_exit(&out, 0);
     let recs = records(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["ip"], "::1");
@@ -460,26 +452,18 @@ async fn rescans_tell_fixed_from_unreachable() {
     assert_eq!(scan(db_arg.clone()).await.unwrap().status.code(), Some(0));
 
     let db2 = db_arg.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        wachter(&[
-            "diff",
-            "1",
-            "2",
-            "--db",
-            &db2,
-            "--cve",
-            "CVE-2019-19781",
-            "--json",
-        ])
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = wachter_async(&[
+        "diff",
+        "1",
+        "2",
+        "--db",
+        &db2,
+        "--cve",
+        "CVE-2019-19781",
+        "--json",
+    ])
+    .await;
+    assert_exit(&out, 0);
     let diff: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let change = |ip: &str| {
         diff["entries"]
@@ -498,11 +482,7 @@ async fn rescans_tell_fixed_from_unreachable() {
     );
 
     let db3 = db_arg.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        wachter(&["report", "--db", &db3, "--cve", "CVE-2019-19781", "--json"])
-    })
-    .await
-    .unwrap();
+    let out = wachter_async(&["report", "--db", &db3, "--cve", "CVE-2019-19781", "--json"]).await;
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let points = report["CVE-2019-19781"].as_array().unwrap();
     assert_eq!(
@@ -586,17 +566,8 @@ async fn a_scan_killed_mid_way_resumes_with_nothing_lost_or_doubled() {
         "killed too late to test anything ({before} records)"
     );
 
-    let out = tokio::task::spawn_blocking(move || {
-        wachter(&["scan", "--resume", "1", "--db", &db_arg, "-o", "/dev/null"])
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = wachter_async(&["scan", "--resume", "1", "--db", &db_arg, "-o", "/dev/null"]).await;
+    assert_exit(&out, 0);
     let (records, services) = count(&db);
     assert_eq!(
         (records, services),
@@ -643,12 +614,7 @@ fn imports_join_the_history_and_broken_rows_are_named() {
     assert!(!db.exists(), "nothing half-imports");
 
     let out = wachter(&["import", "--db", db_arg, "--keep-going", "--json", file]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (summary["format"].as_str(), summary["imported"].as_u64()),
@@ -662,12 +628,7 @@ fn imports_join_the_history_and_broken_rows_are_named() {
 "#,
     );
     let out = wachter(&["import", "--db", db_arg, nuclei.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert!(String::from_utf8_lossy(&out.stdout).contains("(nuclei)"));
 
     // wachter's own records, from another machine's scan.
@@ -677,12 +638,7 @@ fn imports_join_the_history_and_broken_rows_are_named() {
 "#,
     );
     let out = wachter(&["import", "--db", db_arg, own.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
 
     let report = wachter(&[
         "report",
@@ -736,12 +692,7 @@ fn the_configured_opt_out_list_survives_an_extra_one() {
         "127.45.0.1",
         "127.45.0.2",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let recs = records(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(recs.len(), 2);
     assert!(
@@ -797,16 +748,7 @@ async fn a_resume_with_changed_targets_is_refused() {
     let _ = child.wait();
     std::fs::write(&targets, "127.52.0.0/26\n").unwrap();
     let db_arg = db.to_str().unwrap().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        wachter(&["scan", "--resume", "1", "--db", &db_arg, "-o", "/dev/null"])
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = wachter_async(&["scan", "--resume", "1", "--db", &db_arg, "-o", "/dev/null"]).await;
+    assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("changed since scan 1 started"));
 }
