@@ -2,6 +2,7 @@
 //! (`StoreSink`: batches, services, certificates, observations, findings, checkpoints).
 //!
 //!     cargo run --release -p wachter-store --example ingest -- 1000000 /tmp/ingest.db
+//!     cargo run --release -p wachter-store --example ingest -- 1000000 postgres://…/db
 //!
 //! Prints observations per second and peak RSS (from /proc) as one JSON line.
 
@@ -93,12 +94,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = args
         .next()
         .unwrap_or_else(|| "/tmp/wachter-ingest.db".into());
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    if !wachter_store::is_postgres_url(&path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
     }
-    let store = Store::open(std::path::Path::new(&path))?;
+    let store = Store::open(&path)?;
     let scan = store.begin_scan(&ScanInfo::default())?;
-    let mut sink = StoreSink::new(Store::open(std::path::Path::new(&path))?, scan);
+    let mut sink = StoreSink::new(Store::open(&path)?, scan);
     let started = Instant::now();
     for i in 0..n {
         sink.write(i, &record(i))?;
@@ -112,8 +115,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     sink.finish()?;
     let secs = started.elapsed().as_secs_f64();
     let stored = store.observation_count(scan)?;
+    let backend = match store.kind() {
+        wachter_store::Kind::Sqlite => "sqlite",
+        wachter_store::Kind::Postgres => "postgres",
+    };
     println!(
-        "{{\"backend\":\"sqlite\",\"observations\":{stored},\"seconds\":{secs:.2},\"per_second\":{:.0},\"peak_rss_mb\":{:.1}}}",
+        "{{\"backend\":\"{backend}\",\"observations\":{stored},\"seconds\":{secs:.2},\"per_second\":{:.0},\"peak_rss_mb\":{:.1}}}",
         stored as f64 / secs,
         peak_rss_kb() as f64 / 1024.0
     );

@@ -3,10 +3,27 @@ use wachter_core::record::{ServiceRecord, Status};
 
 use super::*;
 
-fn temp_db(name: &str) -> std::path::PathBuf {
+fn temp_db(name: &str) -> String {
     let path = std::env::temp_dir().join(format!("wachter-store-{}-{name}.db", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
+    remove_sqlite(&path.display().to_string());
+    path.display().to_string()
+}
+
+fn remove_sqlite(path: &str) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+}
+
+/// Runs `case` on a fresh SQLite file, then on a fresh PostgreSQL database when the suite
+/// has a server (`.ci/run` always does).
+fn on_each_backend(name: &str, case: impl Fn(&str)) {
+    let path = temp_db(name);
+    case(&path);
+    remove_sqlite(&path);
+    if let Some(url) = testing::postgres_database(&format!("store_{name}")) {
+        case(&url);
+    }
 }
 
 fn record(ip: &str, verdict: Verdict) -> ServiceRecord {
@@ -44,8 +61,11 @@ fn record(ip: &str, verdict: Verdict) -> ServiceRecord {
 
 #[test]
 fn findings_keep_their_history_across_scans() {
-    let path = temp_db("history");
-    let mut store = Store::open(&path).unwrap();
+    on_each_backend("history", findings_keep_their_history);
+}
+
+fn findings_keep_their_history(path: &str) {
+    let mut store = Store::open(path).unwrap();
     for (i, verdict) in [
         Verdict::Vulnerable,
         Verdict::Vulnerable,
@@ -96,14 +116,18 @@ fn findings_keep_their_history_across_scans() {
     );
     drop(store);
     // Reopening an existing wachter database works and does not migrate twice.
-    assert!(Store::open(&path).is_ok());
-    std::fs::remove_file(&path).unwrap();
+    let again = Store::open(path).unwrap();
+    assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(again.scans().unwrap().len(), 4);
 }
 
 #[test]
 fn closed_addresses_are_remembered_only_once_seen_open() {
-    let path = temp_db("closed");
-    let mut store = Store::open(&path).unwrap();
+    on_each_backend("closed", closed_addresses_are_remembered_only_once_seen);
+}
+
+fn closed_addresses_are_remembered_only_once_seen(path: &str) {
+    let mut store = Store::open(path).unwrap();
     let scan = store.begin_scan(&ScanInfo::default()).unwrap();
     let mut closed = record("127.60.1.1", Verdict::Vulnerable);
     closed.status = Status::Closed;
@@ -129,7 +153,6 @@ fn closed_addresses_are_remembered_only_once_seen_open() {
         1,
         "a known service that closed is recorded"
     );
-    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
@@ -163,8 +186,11 @@ fn a_foreign_database_is_refused_untouched() {
 
 #[test]
 fn diffs_and_the_trend_follow_the_case() {
-    let path = temp_db("trend");
-    let mut store = Store::open(&path).unwrap();
+    on_each_backend("trend", diffs_and_the_trend_follow);
+}
+
+fn diffs_and_the_trend_follow(path: &str) {
+    let mut store = Store::open(path).unwrap();
     let closed = |ip: &str| {
         let mut r = record(ip, Verdict::Vulnerable);
         r.status = Status::Closed;
@@ -249,17 +275,19 @@ fn diffs_and_the_trend_follow_the_case() {
             .collect::<Vec<_>>(),
         vec![3, 2, 2]
     );
-    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
 fn a_second_writer_waits_for_the_first() {
-    let path = temp_db("two-writers");
-    let first = Store::open(&path).unwrap();
+    on_each_backend("two_writers", a_second_writer_waits);
+}
+
+fn a_second_writer_waits(path: &str) {
+    let first = Store::open(path).unwrap();
     let scan = first.begin_scan(&ScanInfo::default()).unwrap();
-    // The first writer holds the write lock for a while (an open immediate transaction).
-    first.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let second_path = path.clone();
+    // The first writer holds the write lock for a while (an open write transaction).
+    first.db.begin_write().unwrap();
+    let second_path = path.to_string();
     let second = std::thread::spawn(move || {
         let mut store = Store::open(&second_path).unwrap();
         store.write_batch(scan, &[record("127.62.0.1", Verdict::Vulnerable)])
@@ -269,21 +297,24 @@ fn a_second_writer_waits_for_the_first() {
         !second.is_finished(),
         "the second writer must wait, not fail"
     );
-    let reader = rusqlite::Connection::open(&path).unwrap();
-    let written: i64 = reader
-        .query_row("SELECT count(*) FROM observations", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(written, 0, "nothing may be written past the lock");
-    first.conn.execute_batch("COMMIT").unwrap();
+    let reader = Store::open(path).unwrap();
+    assert_eq!(
+        reader.observation_count(scan).unwrap(),
+        0,
+        "nothing may be written past the lock"
+    );
+    first.db.batch("COMMIT").unwrap();
     second.join().unwrap().unwrap();
     assert_eq!(first.observation_count(scan).unwrap(), 1);
-    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
 fn an_older_scan_written_late_does_not_overwrite_a_newer_state() {
-    let path = temp_db("late");
-    let mut store = Store::open(&path).unwrap();
+    on_each_backend("late", an_older_scan_written_late);
+}
+
+fn an_older_scan_written_late(path: &str) {
+    let mut store = Store::open(path).unwrap();
     let old = store.begin_scan(&ScanInfo::default()).unwrap();
     let new = store.begin_scan(&ScanInfo::default()).unwrap();
     store
@@ -307,5 +338,195 @@ fn an_older_scan_written_late_does_not_overwrite_a_newer_state() {
     };
     assert_eq!(at(old), vec!["vulnerable"]);
     assert_eq!(at(new), vec!["patched"]);
-    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn a_foreign_or_newer_postgres_database_is_refused_untouched() {
+    let Some(url) = testing::postgres_database("store_foreign") else {
+        return;
+    };
+    let tables = |url: &str| {
+        let url = url.to_string();
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            client
+                .query(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<String>>()
+        })
+        .join()
+        .unwrap()
+    };
+    let run = |url: &str, sql: &str| {
+        let (url, sql) = (url.to_string(), sql.to_string());
+        std::thread::spawn(move || {
+            postgres::Client::connect(&url, postgres::NoTls)
+                .unwrap()
+                .batch_execute(&sql)
+                .unwrap()
+        })
+        .join()
+        .unwrap()
+    };
+    run(
+        &url,
+        "CREATE TABLE patients (name TEXT); INSERT INTO patients VALUES ('x')",
+    );
+    assert!(matches!(Store::open(&url), Err(StoreError::Foreign { .. })));
+    assert_eq!(tables(&url), vec!["patients"], "nothing may be created");
+
+    let Some(newer) = testing::postgres_database("store_newer") else {
+        return;
+    };
+    drop(Store::open(&newer).unwrap());
+    run(
+        &newer,
+        "UPDATE wachter_meta SET value = '99' WHERE key = 'schema_version'",
+    );
+    assert!(matches!(
+        Store::open(&newer),
+        Err(StoreError::TooNew { found: 99, .. })
+    ));
+}
+
+#[test]
+fn an_unreachable_postgres_server_is_a_clear_error() {
+    // A port on loopback where nothing listens (the lab's range is elsewhere).
+    let error = Store::open("postgres://wachter:s3cret@127.0.0.1:9/case")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("127.0.0.1:9"), "{error}");
+    assert!(
+        !error.contains("s3cret"),
+        "the password is never shown: {error}"
+    );
+}
+
+#[test]
+fn large_batches_with_repeats_fold_like_single_records() {
+    on_each_backend("large_batch", large_batches_with_repeats);
+}
+
+/// 1,300 records in one batch (several chunks of every statement), a service seen twice
+/// and a finding changing state inside the batch: the result equals writing them one by one.
+fn large_batches_with_repeats(path: &str) {
+    let records: Vec<ServiceRecord> = (0..1300u32)
+        .map(|i| {
+            let ip = std::net::Ipv4Addr::from(0x7f40_0000 + i % 1200).to_string();
+            let verdict = match i {
+                0..1200 => Verdict::Vulnerable,
+                _ => Verdict::Patched,
+            };
+            record(&ip, verdict)
+        })
+        .collect();
+    let mut batched = Store::open(path).unwrap();
+    let scan = batched.begin_scan(&ScanInfo::default()).unwrap();
+    batched.write_batch(scan, &records).unwrap();
+    assert_eq!(batched.observation_count(scan).unwrap(), 1300);
+    assert_eq!(
+        batched.finding_counts().unwrap(),
+        vec![
+            ("CVE-2019-19781".into(), "patched".into(), 100),
+            ("CVE-2019-19781".into(), "vulnerable".into(), 1100)
+        ]
+    );
+    assert_eq!(
+        batched
+            .history("127.64.0.5", 443, "CVE-2019-19781")
+            .unwrap(),
+        vec![
+            (scan, None, "vulnerable".into()),
+            (scan, Some("vulnerable".into()), "patched".into())
+        ]
+    );
+    // The same records one at a time, in a second scan: every finding stays where it is.
+    let again = batched.begin_scan(&ScanInfo::default()).unwrap();
+    for r in &records {
+        batched.write_batch(again, std::slice::from_ref(r)).unwrap();
+    }
+    let history = batched
+        .history("127.64.0.5", 443, "CVE-2019-19781")
+        .unwrap();
+    assert_eq!(history.len(), 4, "{history:?}");
+    assert_eq!(
+        batched.finding_counts().unwrap(),
+        vec![
+            ("CVE-2019-19781".into(), "patched".into(), 100),
+            ("CVE-2019-19781".into(), "vulnerable".into(), 1100)
+        ]
+    );
+}
+
+#[test]
+fn a_version_2_file_is_migrated_in_place() {
+    let path = temp_db("v2");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for m in schema::SQLITE.iter().filter(|m| m.version <= 2) {
+            conn.execute_batch(m.sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 2; INSERT INTO scans (started_at, seed, shard, ports, check_name, scope, params, state) VALUES ('2026-01-01T00:00:00Z', 7, '1/1', '443', 'netscaler', '127.0.0.0/8', '{}', 'finished');",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let scans = store.scans().unwrap();
+    assert_eq!(
+        (scans.len(), scans[0].seed),
+        (1, 7),
+        "the old scan survives"
+    );
+    assert!(
+        store
+            .db
+            .query("SELECT id FROM organisations", vals![])
+            .is_ok()
+    );
+    drop(store);
+    remove_sqlite(&path);
+}
+
+#[test]
+fn hostile_certificate_text_is_stored_on_both_backends() {
+    on_each_backend("hostile_text", hostile_certificate_text_is_stored);
+}
+
+/// A certificate subject with NUL and invalid-looking bytes (the server chose them) is stored,
+/// not a failed batch.
+fn hostile_certificate_text_is_stored(path: &str) {
+    use wachter_core::record::{Certificate, TlsInfo};
+    let mut r = record("127.65.0.1", Verdict::Vulnerable);
+    r.tls = Some(TlsInfo {
+        chain: vec![Certificate {
+            sha256: "ab".repeat(32),
+            subject: "CN=evil\0.test\u{202e}'; DROP TABLE scans; --".into(),
+            issuer: "CN=\0".into(),
+            sans: vec!["\0.test".into()],
+            der: "not base64 at all!".into(),
+            ..Certificate::default()
+        }],
+        ..TlsInfo::default()
+    });
+    let mut store = Store::open(path).unwrap();
+    let scan = store.begin_scan(&ScanInfo::default()).unwrap();
+    store.write_batch(scan, &[r]).unwrap();
+    assert_eq!(store.observation_count(scan).unwrap(), 1);
+    let subject = store
+        .db
+        .query("SELECT subject FROM certificates", vals![])
+        .unwrap()[0]
+        .text(0)
+        .unwrap();
+    assert!(subject.starts_with("CN=evil"), "{subject}");
+    assert!(subject.ends_with("DROP TABLE scans; --"), "{subject}");
+    assert_eq!(store.scans().unwrap().len(), 1);
 }

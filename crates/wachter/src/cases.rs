@@ -1,7 +1,6 @@
 //! `wachter report`, `wachter diff` and `wachter db`: the case over time.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::anyhow;
 use wachter_store::Store;
@@ -11,16 +10,20 @@ use crate::cli::{DbAction, DbArgs, DiffArgs, Failure, ImportArgs, ReportArgs};
 use crate::config::Config;
 use crate::exit;
 
-fn open(db: &Option<PathBuf>, config: &Config, must_exist: bool) -> Result<Store, Failure> {
-    let path = db.clone().unwrap_or_else(|| config.store.db.clone());
-    if must_exist && !path.exists() {
+/// Whether a store is there to open: a SQLite file that exists, or any PostgreSQL URL
+/// (whether the server has it is known only by connecting).
+pub fn database_exists(location: &str) -> bool {
+    wachter_store::is_postgres_url(location) || std::path::Path::new(location).exists()
+}
+
+fn open(db: &Option<String>, config: &Config, must_exist: bool) -> Result<Store, Failure> {
+    let location = db.clone().unwrap_or_else(|| config.store.db.clone());
+    if must_exist && !database_exists(&location) {
         return Err(Failure::usage(anyhow!(
-            "{} does not exist; scans create it (wachter scan --db {})",
-            path.display(),
-            path.display()
+            "{location} does not exist; scans create it (wachter scan --db {location})"
         )));
     }
-    Store::open(&path).map_err(Failure::usage)
+    Store::open(&location).map_err(Failure::usage)
 }
 
 fn emit(text: String) -> Result<u8, Failure> {
@@ -90,7 +93,10 @@ pub fn diff(args: DiffArgs, config: &Config) -> Result<u8, Failure> {
     let scans = store.scans().map_err(Failure::failed)?;
     for id in [args.from, args.to] {
         if !scans.iter().any(|s| s.id == id) {
-            return Err(Failure::usage(anyhow!("no scan {id} in {}", store.path())));
+            return Err(Failure::usage(anyhow!(
+                "no scan {id} in {}",
+                store.location()
+            )));
         }
     }
     let d =
@@ -156,7 +162,7 @@ pub fn db(args: DbArgs, config: &Config) -> Result<u8, Failure> {
         DbAction::Migrate => {
             let store = open(&args.db, config, false)?;
             let version = store.schema_version().map_err(Failure::failed)?;
-            emit(format!("{}: schema version {version}\n", store.path()))
+            emit(format!("{}: schema version {version}\n", store.location()))
         }
         DbAction::Scans { json: as_json } => {
             let store = open(&args.db, config, true)?;
@@ -188,14 +194,14 @@ pub fn db(args: DbArgs, config: &Config) -> Result<u8, Failure> {
             store.backup(&target).map_err(Failure::failed)?;
             emit(format!(
                 "backed up {} to {}\n",
-                store.path(),
+                store.location(),
                 target.display()
             ))
         }
         DbAction::Vacuum => {
             let store = open(&args.db, config, true)?;
             store.vacuum().map_err(Failure::failed)?;
-            emit(format!("vacuumed {}\n", store.path()))
+            emit(format!("vacuumed {}\n", store.location()))
         }
     }
 }
@@ -280,7 +286,7 @@ pub fn import(args: ImportArgs, config: &Config) -> Result<u8, Failure> {
     }
     sink.finish().map_err(Failure::failed)?;
     let summary = serde_json::json!({
-        "scan": scan_id, "database": store.path(), "format": format.name(), "imported": written,
+        "scan": scan_id, "database": store.location(), "format": format.name(), "imported": written,
         "broken": errors.iter().map(|e| serde_json::json!({"line": e.line, "why": e.why})).collect::<Vec<_>>(),
     });
     store
@@ -293,7 +299,7 @@ pub fn import(args: ImportArgs, config: &Config) -> Result<u8, Failure> {
         "imported {written} records from {} ({}) as scan #{scan_id} in {}\n",
         args.file.display(),
         format.name(),
-        store.path()
+        store.location()
     );
     if !errors.is_empty() {
         text.push_str(&format!("skipped {} broken rows:\n", errors.len()));

@@ -61,8 +61,9 @@ pub struct ImportArgs {
     /// wachter, nuclei or shadowserver (default: recognised from the first line).
     #[arg(long)]
     pub format: Option<String>,
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB")]
+    pub db: Option<String>,
     /// Import the good rows even when some are broken (they are listed either way).
     #[arg(long)]
     pub keep_going: bool,
@@ -73,9 +74,9 @@ pub struct ImportArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ReportArgs {
-    /// The database (default: [store] db, `wachter.db`).
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB")]
+    pub db: Option<String>,
     /// Only this CVE (default: every CVE with findings).
     #[arg(long)]
     pub cve: Option<String>,
@@ -90,8 +91,9 @@ pub struct DiffArgs {
     pub from: i64,
     /// The later scan id.
     pub to: i64,
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB")]
+    pub db: Option<String>,
     #[arg(long)]
     pub cve: Option<String>,
     /// Print as JSON (with every finding).
@@ -101,8 +103,9 @@ pub struct DiffArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct DbArgs {
-    #[arg(long, value_name = "FILE", global = true)]
-    pub db: Option<PathBuf>,
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB", global = true)]
+    pub db: Option<String>,
     #[command(subcommand)]
     pub action: DbAction,
 }
@@ -116,9 +119,10 @@ pub enum DbAction {
     },
     /// Create the database or bring its schema up to date (also done on every open).
     Migrate,
-    /// Write a consistent copy of the database to FILE.
+    /// Write a consistent copy of the database to FILE: a SQLite store (while scans may
+    /// keep writing), or for PostgreSQL a `pg_dump --format=custom` archive (`pg_restore`).
     Backup { target: PathBuf },
-    /// Rebuild the file to reclaim space.
+    /// Reclaim space and refresh the query planner's statistics.
     Vacuum,
 }
 
@@ -225,9 +229,10 @@ pub struct ScanArgs {
     /// Write records here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// SQLite database the scan is recorded in (default: [store] db, `wachter.db`).
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// The database the scan is recorded in: a SQLite file (created on first use), or a
+    /// postgres://user@host/db URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB")]
+    pub db: Option<String>,
     /// Do not record the scan in a database.
     #[arg(long, conflicts_with = "db")]
     pub no_db: bool,
@@ -284,9 +289,9 @@ pub struct DemoArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-    /// SQLite database the demo scan is recorded in.
-    #[arg(long, value_name = "FILE", default_value = "wachter-demo.db")]
-    pub db: PathBuf,
+    /// The database the demo scan is recorded in: a SQLite file or a postgres:// URL.
+    #[arg(long, value_name = "DB", default_value = "wachter-demo.db")]
+    pub db: String,
 }
 
 /// An error with the exit code it deserves.

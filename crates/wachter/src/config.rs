@@ -23,14 +23,15 @@ pub struct Config {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// The SQLite file every scan is recorded in (created on first use).
-    pub db: PathBuf,
+    /// Where every scan is recorded: a SQLite file (created on first use) or a
+    /// `postgres://user@host/database` URL shared by a team.
+    pub db: String,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
-            db: PathBuf::from("wachter.db"),
+            db: "wachter.db".into(),
         }
     }
 }

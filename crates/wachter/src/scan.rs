@@ -245,7 +245,7 @@ impl Recording {
     /// Opens the database and registers the scan; returns the sink that fills it. `resume`
     /// is what `--resume` needs to run the scan again (`None`: not resumable).
     pub fn start(
-        db: &Path,
+        db: &str,
         settings: &Settings,
         check: &str,
         resume: Option<String>,
@@ -281,7 +281,7 @@ impl Recording {
     /// Picks up an interrupted scan: drops the records of targets it had not finished and
     /// returns the checkpoint to continue from.
     pub fn resume(
-        db: &Path,
+        db: &str,
         scan_id: i64,
         checkpoint: &Checkpoint,
     ) -> Result<(Recording, Box<dyn RecordSink>), Failure> {
@@ -307,7 +307,7 @@ impl Recording {
                 &json,
             )
             .map_err(Failure::failed)?;
-        Ok((self.scan_id, self.store.path().to_string()))
+        Ok((self.scan_id, self.store.location().to_string()))
     }
 }
 
@@ -344,17 +344,18 @@ pub async fn run(args: ScanArgs, config: &Config) -> Result<u8, Failure> {
     let (args, scan_config, resume) = match args.resume {
         None => (args, config.scan.clone(), None),
         Some(scan_id) => {
-            if !db.exists() {
+            if !crate::cases::database_exists(&db) {
                 return Err(Failure::usage(anyhow!(
-                    "{} does not exist: nothing to resume",
-                    db.display()
+                    "{db} does not exist: nothing to resume"
                 )));
             }
             let store = Store::open(&db).map_err(Failure::usage)?;
             let info = store
                 .resume_info(scan_id)
                 .map_err(Failure::failed)?
-                .ok_or_else(|| Failure::usage(anyhow!("no scan {scan_id} in {}", db.display())))?;
+                .ok_or_else(|| {
+                    Failure::usage(anyhow!("no scan {scan_id} in {}", store.location()))
+                })?;
             if info.state == "finished" {
                 return Err(Failure::usage(anyhow!(
                     "scan {scan_id} is finished; nothing to resume"

@@ -74,6 +74,50 @@ fn records(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The databases a store test runs on: a fresh SQLite file, and a fresh PostgreSQL
+/// database when the suite has a server (`.ci/run` always does).
+fn databases(name: &str) -> Vec<String> {
+    let file = work_dir().join(format!("{name}.db"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+    let mut all = vec![file.display().to_string()];
+    all.extend(wachter_store::testing::postgres_database(&format!(
+        "cli_{name}_{}",
+        std::process::id()
+    )));
+    all
+}
+
+/// The integers one row of `sql` holds, read straight from either backend (`None` while
+/// the database or its tables do not exist yet).
+fn query_ints(db: &str, sql: &str) -> Option<Vec<i64>> {
+    let (db, sql) = (db.to_string(), sql.to_string());
+    // The synchronous PostgreSQL client must not run on an async runtime's thread.
+    std::thread::spawn(move || {
+        if wachter_store::is_postgres_url(&db) {
+            let mut client = postgres::Client::connect(&db, postgres::NoTls).ok()?;
+            let row = client.query_one(&sql, &[]).ok()?;
+            Some((0..row.len()).map(|i| row.get::<_, i64>(i)).collect())
+        } else {
+            let conn = rusqlite::Connection::open_with_flags(
+                &db,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .ok()?;
+            conn.query_row(&sql, [], |r| {
+                (0..r.as_ref().column_count())
+                    .map(|i| r.get::<_, i64>(i))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .ok()
+        }
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
 async fn lab(block_start: &str, behaviours: &[Behaviour]) -> Lab {
     let first: std::net::Ipv4Addr = block_start.parse().unwrap();
     let hosts = behaviours
@@ -398,9 +442,12 @@ async fn ipv6_loopback_is_scanned_like_ipv4() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rescans_tell_fixed_from_unreachable() {
-    let db = work_dir().join("case.db");
-    let _ = std::fs::remove_file(&db);
-    let db_arg = db.to_str().unwrap().to_string();
+    for db in databases("case") {
+        rescans_tell_fixed_from_unreachable_in(db).await;
+    }
+}
+
+async fn rescans_tell_fixed_from_unreachable_in(db_arg: String) {
     let scan = |db: String| {
         tokio::task::spawn_blocking(move || {
             wachter(&[
@@ -443,13 +490,14 @@ async fn rescans_tell_fixed_from_unreachable() {
     assert_eq!(scan(db_arg.clone()).await.unwrap().status.code(), Some(0));
     monday.stop().await;
     // Tuesday: one patched, one mitigated, one gone dark.
-    let _tuesday = Lab::start(
+    let tuesday = Lab::start(
         vec![at(1, Behaviour::NsPatched), at(2, Behaviour::NsMitigated)],
         &options,
     )
     .await
     .unwrap();
     assert_eq!(scan(db_arg.clone()).await.unwrap().status.code(), Some(0));
+    tuesday.stop().await;
 
     let db2 = db_arg.clone();
     let out = wachter_async(&[
@@ -501,26 +549,49 @@ async fn rescans_tell_fixed_from_unreachable() {
         ),
         (Some(0), Some(1), Some(1), Some(1))
     );
+
+    // A consistent copy: a SQLite store that opens as one, or a pg_dump archive.
+    let copy = work_dir().join(format!(
+        "backup-{}",
+        if wachter_store::is_postgres_url(&db_arg) {
+            "pg.dump"
+        } else {
+            "case.db"
+        }
+    ));
+    let _ = std::fs::remove_file(&copy);
+    let out = wachter_async(&["db", "backup", copy.to_str().unwrap(), "--db", &db_arg]).await;
+    assert_exit(&out, 0);
+    if wachter_store::is_postgres_url(&db_arg) {
+        let bytes = std::fs::read(&copy).unwrap();
+        assert!(bytes.starts_with(b"PGDMP"), "a pg_dump custom archive");
+    } else {
+        assert_eq!(
+            query_ints(copy.to_str().unwrap(), "SELECT count(*) FROM scans"),
+            Some(vec![2])
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_killed_mid_way_resumes_with_nothing_lost_or_doubled() {
     let _lab = lab("127.49.0.1", &[Behaviour::Http; 200]).await;
-    let db = work_dir().join("resume.db");
-    let _ = std::fs::remove_file(&db);
-    let db_arg = db.to_str().unwrap().to_string();
-    let count = |db: &std::path::Path| -> (i64, i64) {
-        let Ok(conn) =
-            rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        else {
-            return (0, 0);
-        };
-        conn.query_row(
+    for db in databases("resume") {
+        killed_scan_resumes(&db).await;
+    }
+}
+
+async fn killed_scan_resumes(db: &str) {
+    let count = |db: &str| -> (i64, i64) {
+        match query_ints(
+            db,
             "SELECT count(*), count(DISTINCT service_id) FROM observations WHERE scan_id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .unwrap_or((0, 0))
+        .as_deref()
+        {
+            Some(&[records, services]) => (records, services),
+            _ => (0, 0),
+        }
     };
 
     // 200 listeners in a /24 at 80 new connections a second (two per plain-HTTP host: TLS is
@@ -539,7 +610,7 @@ async fn a_scan_killed_mid_way_resumes_with_nothing_lost_or_doubled() {
             "--per-network-rate",
             "0",
             "--db",
-            &db_arg,
+            db,
             "-o",
             "/dev/null",
             "127.49.0.0/24",
@@ -551,43 +622,37 @@ async fn a_scan_killed_mid_way_resumes_with_nothing_lost_or_doubled() {
         .unwrap();
     let mut seen = 0;
     for _ in 0..300 {
-        seen = count(&db).0;
+        seen = count(db).0;
         if seen >= 40 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(seen >= 40, "the scan never got going ({seen} records)");
+    assert!(
+        seen >= 40,
+        "{db}: the scan never got going ({seen} records)"
+    );
     child.kill().unwrap(); // SIGKILL: no chance to tidy up
     let _ = child.wait();
-    let (before, _) = count(&db);
+    let (before, _) = count(db);
     assert!(
         before < 200,
-        "killed too late to test anything ({before} records)"
+        "{db}: killed too late to test anything ({before} records)"
     );
 
-    let out = wachter_async(&["scan", "--resume", "1", "--db", &db_arg, "-o", "/dev/null"]).await;
+    let out = wachter_async(&["scan", "--resume", "1", "--db", db, "-o", "/dev/null"]).await;
     assert_exit(&out, 0);
-    let (records, services) = count(&db);
+    assert_eq!(count(db), (200, 200), "{db}: every listener exactly once");
     assert_eq!(
-        (records, services),
-        (200, 200),
-        "every listener exactly once"
-    );
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let state: String = conn
-        .query_row("SELECT state FROM scans WHERE id = 1", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(state, "finished");
-    let scans: i64 = conn
-        .query_row("SELECT count(*) FROM scans", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(
-        scans, 1,
-        "a resume continues the scan, it does not start another"
+        query_ints(
+            db,
+            "SELECT count(*), count(CASE WHEN state = 'finished' THEN 1 END) FROM scans"
+        ),
+        Some(vec![1, 1]),
+        "{db}: a resume finishes the scan; it does not start another"
     );
     // A finished scan cannot be resumed again.
-    let again = wachter(&["scan", "--resume", "1", "--db", db.to_str().unwrap()]);
+    let again = wachter_async(&["scan", "--resume", "1", "--db", db]).await;
     assert_eq!(again.status.code(), Some(2));
 }
 
