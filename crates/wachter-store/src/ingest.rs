@@ -105,12 +105,13 @@ struct Current {
 pub(crate) fn write(
     db: &Db,
     known_certs: &mut KnownCerts,
+    service_order: &mut ServiceOrder,
     scan_id: i64,
     mut records: Vec<Prepared>,
     checkpoint: Option<&Checkpoint>,
 ) -> Result<(), StoreError> {
     db.write(|db| {
-        let services = service_ids(db, &records)?;
+        let services = service_ids(db, &records, service_order)?;
         write_certificates(db, known_certs, &records)?;
 
         // The empty Internet is not remembered: a closed or silent address becomes a
@@ -155,26 +156,77 @@ pub(crate) fn write(
     })
 }
 
+/// Which comes first when resolving a batch's services. A discovery sweep mostly creates
+/// services (insert, then look up the few that existed); a re-scan mostly finds them (look
+/// up, then insert the few new ones). Either way each key costs one index probe in the
+/// common case; each batch picks the order for the next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum ServiceOrder {
+    #[default]
+    LookupFirst,
+    InsertFirst,
+}
+
 /// The id of every service the batch names that is (now) known: open ones are created,
 /// others only looked up.
-fn service_ids(db: &Db, records: &[Prepared]) -> Result<HashMap<ServiceKey, i64>, StoreError> {
+fn service_ids(
+    db: &Db,
+    records: &[Prepared],
+    order: &mut ServiceOrder,
+) -> Result<HashMap<ServiceKey, i64>, StoreError> {
     let mut wanted: Vec<ServiceKey> = Vec::new();
-    let mut open: HashSet<&ServiceKey> = HashSet::new();
+    let mut open: Vec<ServiceKey> = Vec::new();
     let mut seen: HashSet<&ServiceKey> = HashSet::new();
     for record in records {
-        if record.open {
-            open.insert(&record.key);
-        }
         if seen.insert(&record.key) {
             wanted.push(record.key.clone());
+            if record.open {
+                open.push(record.key.clone());
+            }
         }
     }
-    let mut ids = lookup_services(db, &wanted)?;
-    let missing: Vec<ServiceKey> = wanted
-        .into_iter()
-        .filter(|k| open.contains(k) && !ids.contains_key(k))
-        .collect();
-    for chunk in chunks(&missing) {
+    let (ids, created) = match *order {
+        ServiceOrder::LookupFirst => {
+            let mut ids = lookup_services(db, &wanted)?;
+            let missing: Vec<ServiceKey> =
+                open.into_iter().filter(|k| !ids.contains_key(k)).collect();
+            let created = insert_services(db, &missing)?;
+            let created_count = created.len();
+            ids.extend(created);
+            // Created by someone else between the lookup and the insert (not by a wachter
+            // writer: they hold the write lock).
+            let raced: Vec<ServiceKey> = missing
+                .into_iter()
+                .filter(|k| !ids.contains_key(k))
+                .collect();
+            if !raced.is_empty() {
+                ids.extend(lookup_services(db, &raced)?);
+            }
+            (ids, created_count)
+        }
+        ServiceOrder::InsertFirst => {
+            let mut ids = insert_services(db, &open)?;
+            let created = ids.len();
+            let existing: Vec<ServiceKey> = wanted
+                .into_iter()
+                .filter(|k| !ids.contains_key(k))
+                .collect();
+            ids.extend(lookup_services(db, &existing)?);
+            (ids, created)
+        }
+    };
+    *order = if created * 2 > seen.len() {
+        ServiceOrder::InsertFirst
+    } else {
+        ServiceOrder::LookupFirst
+    };
+    Ok(ids)
+}
+
+/// Creates the services that do not exist yet; returns the ids of those it created.
+fn insert_services(db: &Db, keys: &[ServiceKey]) -> Result<HashMap<ServiceKey, i64>, StoreError> {
+    let mut ids = HashMap::with_capacity(keys.len());
+    for chunk in chunks(keys) {
         let sql = multi_row(
             "INSERT INTO services (ip, port, hostname) VALUES {values} ON CONFLICT (ip, port, hostname) DO NOTHING RETURNING id, ip, port, hostname",
             chunk.len(),
@@ -188,15 +240,6 @@ fn service_ids(db: &Db, records: &[Prepared]) -> Result<HashMap<ServiceKey, i64>
             let (id, k) = service_row(db, &row)?;
             ids.insert(k, id);
         }
-    }
-    // Created by someone else between the lookup and the insert (not by a wachter writer:
-    // they hold the write lock).
-    let raced: Vec<ServiceKey> = missing
-        .into_iter()
-        .filter(|k| !ids.contains_key(k))
-        .collect();
-    if !raced.is_empty() {
-        ids.extend(lookup_services(db, &raced)?);
     }
     Ok(ids)
 }

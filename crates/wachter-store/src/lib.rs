@@ -61,6 +61,8 @@ pub struct Store {
     db: Db,
     /// Certificates this handle has written, to skip re-inserting them.
     known_certs: KnownCerts,
+    /// Lookup or insert first for the next batch's services (see `ingest::ServiceOrder`).
+    service_order: ingest::ServiceOrder,
 }
 
 /// Certificate hashes a store handle has written (bounded: forgotten wholesale when full;
@@ -144,6 +146,7 @@ impl Store {
         Ok(Store {
             db,
             known_certs: KnownCerts::default(),
+            service_order: ingest::ServiceOrder::default(),
         })
     }
 
@@ -234,6 +237,7 @@ impl Store {
         ingest::write(
             &self.db,
             &mut self.known_certs,
+            &mut self.service_order,
             scan_id,
             records,
             checkpoint,
