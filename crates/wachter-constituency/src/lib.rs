@@ -12,7 +12,9 @@
 //! - [`securitytxt`]: RFC 9116 security.txt parsing.
 //! - [`mmdb`]: ASN, holder and country from a MaxMind-format database.
 //! - [`org`]: organisations (sector, networks, domains, contacts, TLP) in CSV and TOML.
+//! - [`attribute`]: the rules that pick a service's organisation from all of the above.
 
+pub mod attribute;
 pub mod delegated;
 pub mod domains;
 pub mod mmdb;

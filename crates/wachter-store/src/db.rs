@@ -93,6 +93,13 @@ impl Row {
         }
     }
 
+    pub fn opt_int(&self, i: usize) -> Result<Option<i64>, ColumnError> {
+        match self.get(i) {
+            Value::Null => Ok(None),
+            _ => self.int(i).map(Some),
+        }
+    }
+
     pub fn opt_text(&self, i: usize) -> Result<Option<String>, ColumnError> {
         match self.get(i) {
             Value::Null => Ok(None),

@@ -17,12 +17,17 @@
 
 use std::collections::HashSet;
 
+mod constituency;
 mod db;
 mod ingest;
 pub mod report;
 mod schema;
 mod sink;
 
+pub use constituency::{
+    AttributionRow, OrganisationChanges, OwnedFinding, RegistryRow, ServiceFacts,
+    StoredOrganisation,
+};
 pub use db::{Kind, is_postgres_url, redact};
 pub use ingest::Prepared;
 pub use schema::SCHEMA_VERSION;
@@ -587,7 +592,7 @@ fn migrate_postgres(db: &Db) -> Result<(), StoreError> {
     })
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

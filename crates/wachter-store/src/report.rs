@@ -259,3 +259,166 @@ mod tests {
         assert_eq!(classify(None, None, Some("closed")), None);
     }
 }
+
+/// How findings are grouped by owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Owner {
+    Organisation,
+    Sector,
+    Asn,
+}
+
+/// Findings of one owner.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OwnerGroup {
+    pub owner: String,
+    pub vulnerable: u64,
+    pub mitigated: u64,
+    pub patched: u64,
+    pub unknown: u64,
+    /// Vulnerable + mitigated.
+    pub open: u64,
+    /// Distinct services with any finding.
+    pub services: u64,
+    /// Findings whose address also lay in less specific networks of other organisations
+    /// (the most specific one was chosen).
+    pub overlapping: u64,
+}
+
+/// Findings per owner, and the open findings nobody claims (listed, never dropped).
+#[derive(Clone, Debug, Serialize)]
+pub struct OwnerReport {
+    pub by: Owner,
+    pub groups: Vec<OwnerGroup>,
+    /// Open findings on services no organisation claims, with what is known of their
+    /// network (registry abuse mailbox, AS, country) — or never attributed at all.
+    pub unattributed: Vec<crate::OwnedFinding>,
+}
+
+/// The label of the group no organisation claims.
+pub const UNATTRIBUTED: &str = "(unattributed)";
+
+/// Groups findings (the current state of each) by owner. `cve` keeps one CVE.
+pub fn by_owner(findings: &[crate::OwnedFinding], by: Owner, cve: Option<&str>) -> OwnerReport {
+    let mut groups: BTreeMap<String, OwnerGroup> = BTreeMap::new();
+    let mut services: BTreeMap<String, std::collections::BTreeSet<(String, u16)>> = BTreeMap::new();
+    let mut unattributed = Vec::new();
+    for f in findings.iter().filter(|f| cve.is_none_or(|c| c == f.cve)) {
+        let owner = match (by, &f.organisation) {
+            (Owner::Asn, _) => match f.asn {
+                Some(asn) => match &f.holder {
+                    Some(holder) => format!("AS{asn} {holder}"),
+                    None => format!("AS{asn}"),
+                },
+                None => "(unknown AS)".to_string(),
+            },
+            (_, None) => UNATTRIBUTED.to_string(),
+            (Owner::Organisation, Some(name)) => name.clone(),
+            (Owner::Sector, Some(_)) => f.sector.clone().unwrap_or_else(|| "(no sector)".into()),
+        };
+        if f.organisation.is_none() && is_open(&f.state) {
+            unattributed.push(f.clone());
+        }
+        let group = groups.entry(owner.clone()).or_insert_with(|| OwnerGroup {
+            owner: owner.clone(),
+            ..OwnerGroup::default()
+        });
+        match f.state.as_str() {
+            "vulnerable" => group.vulnerable += 1,
+            "mitigated" => group.mitigated += 1,
+            "patched" => group.patched += 1,
+            _ => group.unknown += 1,
+        }
+        if is_open(&f.state) {
+            group.open += 1;
+        }
+        if f.overlaps > 0 {
+            group.overlapping += 1;
+        }
+        services
+            .entry(owner)
+            .or_default()
+            .insert((f.ip.clone(), f.port));
+    }
+    let mut groups: Vec<OwnerGroup> = groups
+        .into_values()
+        .map(|mut g| {
+            g.services = services.get(&g.owner).map_or(0, |s| s.len() as u64);
+            g
+        })
+        .collect();
+    groups.sort_by(|a, b| b.open.cmp(&a.open).then_with(|| a.owner.cmp(&b.owner)));
+    OwnerReport {
+        by,
+        groups,
+        unattributed,
+    }
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::*;
+    use crate::OwnedFinding;
+
+    fn finding(ip: &str, state: &str, org: Option<&str>, asn: Option<i64>) -> OwnedFinding {
+        OwnedFinding {
+            ip: ip.into(),
+            port: 443,
+            hostname: String::new(),
+            cve: "CVE-2019-19781".into(),
+            state: state.into(),
+            organisation: org.map(str::to_string),
+            sector: org.map(|_| "healthcare".to_string()),
+            method: org.map(|_| "network".to_string()),
+            asn,
+            holder: asn.map(|_| "Example Hosting".to_string()),
+            country: None,
+            abuse_mailboxes: vec![],
+            overlaps: 0,
+        }
+    }
+
+    #[test]
+    fn owners_are_counted_and_the_unclaimed_listed() {
+        let findings = vec![
+            finding("192.0.2.1", "vulnerable", Some("Ziekenhuis A"), Some(64496)),
+            finding("192.0.2.2", "mitigated", Some("Ziekenhuis A"), Some(64496)),
+            finding("192.0.2.3", "patched", Some("Ziekenhuis B"), None),
+            finding("198.51.100.1", "vulnerable", None, Some(64500)),
+            finding("198.51.100.2", "patched", None, None),
+        ];
+        let report = by_owner(&findings, Owner::Organisation, None);
+        let rows: Vec<(&str, u64, u64)> = report
+            .groups
+            .iter()
+            .map(|g| (g.owner.as_str(), g.open, g.services))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("Ziekenhuis A", 2, 2),
+                (UNATTRIBUTED, 1, 2),
+                ("Ziekenhuis B", 0, 1)
+            ]
+        );
+        assert_eq!(
+            report
+                .unattributed
+                .iter()
+                .map(|f| f.ip.as_str())
+                .collect::<Vec<_>>(),
+            vec!["198.51.100.1"],
+            "only open findings are listed as needing an owner"
+        );
+        let by_asn = by_owner(&findings, Owner::Asn, None);
+        assert_eq!(by_asn.groups[0].owner, "AS64496 Example Hosting");
+        let by_sector = by_owner(&findings, Owner::Sector, Some("CVE-2019-19781"));
+        assert_eq!(by_sector.groups[0].owner, "healthcare");
+        assert!(
+            by_owner(&findings, Owner::Sector, Some("CVE-2023-3519"))
+                .groups
+                .is_empty()
+        );
+    }
+}

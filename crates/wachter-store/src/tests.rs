@@ -530,3 +530,149 @@ fn hostile_certificate_text_is_stored(path: &str) {
     assert!(subject.ends_with("DROP TABLE scans; --"), "{subject}");
     assert_eq!(store.scans().unwrap().len(), 1);
 }
+
+#[test]
+fn organisations_registry_networks_and_attributions_are_kept() {
+    on_each_backend("constituency", constituency_is_kept);
+}
+
+fn constituency_is_kept(path: &str) {
+    use wachter_constituency::org::{self, OrgFormat};
+    let mut store = Store::open(path).unwrap();
+    let file = org::parse(
+        r#"
+[[organisation]]
+name = "Ziekenhuis Voorbeeld"
+sector = "healthcare"
+tlp = "amber"
+networks = ["127.66.0.0/24"]
+domains = ["ziekenhuis-voorbeeld.nl"]
+asns = [64496]
+[[organisation.contacts]]
+email = "security@ziekenhuis-voorbeeld.nl"
+language = "nl"
+"#,
+        OrgFormat::Toml,
+        "orgs.toml",
+    );
+    assert_eq!(file.problems, vec![]);
+    assert_eq!(
+        store.upsert_organisations(&file.organisations).unwrap(),
+        OrganisationChanges {
+            added: 1,
+            updated: 0
+        }
+    );
+    // The same name again (other case) updates, and replaces the lists.
+    let mut changed = file.organisations[0].clone();
+    changed.name = "ZIEKENHUIS VOORBEELD".into();
+    changed.networks = vec!["127.66.1.0/24".parse().unwrap()];
+    assert_eq!(
+        store.upsert_organisations(&[changed]).unwrap(),
+        OrganisationChanges {
+            added: 0,
+            updated: 1
+        }
+    );
+    let orgs = store.organisations().unwrap();
+    assert_eq!(orgs.len(), 1);
+    assert_eq!(
+        orgs[0].organisation.networks,
+        vec!["127.66.1.0/24".parse().unwrap()]
+    );
+    assert_eq!(orgs[0].organisation.contacts.len(), 1);
+    assert_eq!(orgs[0].organisation.asns, vec![64496]);
+    let org_id = orgs[0].id;
+
+    // Registry imports: a finished import replaces the previous one of the registry.
+    let row = |net: &str| RegistryRow {
+        network: net.into(),
+        netname: "EXAMPLE-NET".into(),
+        abuse_mailboxes: vec!["abuse@example.net".into()],
+        abuse_source: "inetnum abuse-c AR1-RIPE".into(),
+        ..RegistryRow::default()
+    };
+    let first = store.begin_registry_import("ripe", "a.gz").unwrap();
+    store
+        .write_registry_networks(first, &[row("127.66.0.0/16")])
+        .unwrap();
+    store.finish_registry_import(first, 1, 0).unwrap();
+    let second = store.begin_registry_import("ripe", "b.gz").unwrap();
+    store
+        .write_registry_networks(second, &[row("127.66.0.0/17"), row("127.66.128.0/17")])
+        .unwrap();
+    let mut seen = Vec::new();
+    store
+        .registry_networks(|_, network| seen.push(network.to_string()))
+        .unwrap();
+    assert_eq!(
+        seen,
+        vec!["127.66.0.0/16"],
+        "an unfinished import does not count"
+    );
+    store.finish_registry_import(second, 2, 0).unwrap();
+    seen.clear();
+    store
+        .registry_networks(|_, network| seen.push(network.to_string()))
+        .unwrap();
+    assert_eq!(seen, vec!["127.66.0.0/17", "127.66.128.0/17"]);
+    let mut ids = Vec::new();
+    store.registry_networks(|id, _| ids.push(id)).unwrap();
+    let rows = store.registry_rows(&ids).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[&ids[0]].abuse_mailboxes, vec!["abuse@example.net"]);
+
+    // Attributions, upserted, and reports read them back with the finding.
+    let scan = store.begin_scan(&ScanInfo::default()).unwrap();
+    store
+        .write_batch(
+            scan,
+            &[
+                record("127.66.1.5", Verdict::Vulnerable),
+                record("127.66.9.9", Verdict::Vulnerable),
+            ],
+        )
+        .unwrap();
+    let mut services = Vec::new();
+    store.services_to_attribute(|s| services.push(s)).unwrap();
+    assert_eq!(services.len(), 2);
+    let attribution = |service: &ServiceFacts, org: Option<i64>| AttributionRow {
+        service_id: service.service_id,
+        organisation_id: org,
+        method: if org.is_some() { "network" } else { "none" }.into(),
+        matched: org.map(|_| "127.66.1.0/24".into()),
+        asn: Some(64496),
+        ..AttributionRow::default()
+    };
+    store
+        .write_attributions(&[
+            attribution(&services[0], None),
+            attribution(&services[1], None),
+        ])
+        .unwrap();
+    store
+        .write_attributions(&[attribution(&services[0], Some(org_id))])
+        .unwrap();
+    let owned = store.findings_with_owners().unwrap();
+    let owners: Vec<(&str, Option<&str>, Option<&str>)> = owned
+        .iter()
+        .map(|f| {
+            (
+                f.ip.as_str(),
+                f.organisation.as_deref(),
+                f.method.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        owners,
+        vec![
+            ("127.66.1.5", Some("ZIEKENHUIS VOORBEELD"), Some("network")),
+            ("127.66.9.9", None, Some("none"))
+        ]
+    );
+    assert_eq!(owned[0].asn, Some(64496));
+    assert!(store.remove_organisation("ziekenhuis voorbeeld").unwrap());
+    assert!(!store.remove_organisation("ziekenhuis voorbeeld").unwrap());
+    assert_eq!(store.findings_with_owners().unwrap()[0].organisation, None);
+}

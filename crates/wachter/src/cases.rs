@@ -16,7 +16,11 @@ pub fn database_exists(location: &str) -> bool {
     wachter_store::is_postgres_url(location) || std::path::Path::new(location).exists()
 }
 
-fn open(db: &Option<String>, config: &Config, must_exist: bool) -> Result<Store, Failure> {
+pub(crate) fn open(
+    db: &Option<String>,
+    config: &Config,
+    must_exist: bool,
+) -> Result<Store, Failure> {
     let location = db.clone().unwrap_or_else(|| config.store.db.clone());
     if must_exist && !database_exists(&location) {
         return Err(Failure::usage(anyhow!(
@@ -26,7 +30,7 @@ fn open(db: &Option<String>, config: &Config, must_exist: bool) -> Result<Store,
     Store::open(&location).map_err(Failure::usage)
 }
 
-fn emit(text: String) -> Result<u8, Failure> {
+pub(crate) fn emit(text: String) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::failed(e)),
@@ -34,11 +38,14 @@ fn emit(text: String) -> Result<u8, Failure> {
     }
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<u8, Failure> {
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> Result<u8, Failure> {
     emit(serde_json::to_string_pretty(value).map_err(Failure::failed)? + "\n")
 }
 
 pub fn report(args: ReportArgs, config: &Config) -> Result<u8, Failure> {
+    if let Some(by) = args.by {
+        return crate::constituency::report_by_owner(&args, by, config);
+    }
     let store = open(&args.db, config, true)?;
     let mut trend = report::trend(&store).map_err(Failure::failed)?;
     if let Some(cve) = &args.cve {

@@ -52,7 +52,32 @@ pub enum Command {
     /// Bring other tools' results into the history: wachter JSON Lines, nuclei JSONL,
     /// Shadowserver report CSV.
     Import(ImportArgs),
+    /// The constituency: organisations with their networks, domains, contacts and TLP.
+    Org(OrgArgs),
+    /// Import registry data (RIPE database split files) for abuse contacts.
+    Registry(RegistryArgs),
+    /// Work out who owns every recorded service: networks, certificate and DNS names,
+    /// registry data, ASN and country.
+    #[command(long_about = ATTRIBUTE_HELP)]
+    Attribute(AttributeArgs),
+    /// Print the networks of part of the constituency, ready for `wachter scan @FILE`.
+    Targets(TargetsArgs),
 }
+
+const ATTRIBUTE_HELP: &str =
+    "Work out who owns every recorded service, and keep how it was decided.
+
+In order, the first that answers wins:
+  1. network      the most specific organisation network holding the address
+                  (overlaps are counted and reported)
+  2. certificate  a name in the service's TLS certificate (CN, SANs; wildcards count)
+                  under an organisation's domain
+  3. hostname     the name the target was scanned with
+  4. reverse_dns  the address's PTR name (with --reverse-dns)
+  5. asn          the address's AS (from --mmdb) is one an organisation runs
+Services no organisation claims keep what is known about their network: the registry
+network and its abuse mailbox (from `wachter registry import`), ASN, holder and country
+(from --mmdb). Nothing is dropped: `wachter report --by org` lists the unattributed.";
 
 #[derive(Args, Debug, Clone)]
 pub struct ImportArgs {
@@ -80,9 +105,164 @@ pub struct ReportArgs {
     /// Only this CVE (default: every CVE with findings).
     #[arg(long)]
     pub cve: Option<String>,
+    /// Findings per owner instead of per scan: organisation, sector or AS (run
+    /// `wachter attribute` first); unattributed findings are listed, never dropped.
+    #[arg(long, value_enum)]
+    pub by: Option<GroupBy>,
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupBy {
+    Org,
+    Sector,
+    Asn,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OrgArgs {
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB", global = true)]
+    pub db: Option<String>,
+    #[command(subcommand)]
+    pub action: OrgAction,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum OrgAction {
+    /// Add an organisation (or change one, with --replace).
+    Add(OrgAddArgs),
+    /// List the organisations.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One organisation: networks, domains, contacts, and its services' open findings.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read organisations from a TOML or CSV file (by extension, or --format). Existing
+    /// ones (same name) are updated. A file with problems is refused, every problem named
+    /// with its line, unless --keep-going.
+    Import {
+        file: PathBuf,
+        #[arg(long, value_parser = ["toml", "csv"])]
+        format: Option<String>,
+        #[arg(long)]
+        keep_going: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the organisations as TOML or CSV (stdout, or -o FILE).
+    Export {
+        #[arg(long, value_parser = ["toml", "csv"], default_value = "toml")]
+        format: String,
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Remove an organisation (its services become unattributed).
+    Remove { name: String },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OrgAddArgs {
+    pub name: String,
+    /// healthcare, government, energy, …
+    #[arg(long)]
+    pub sector: Option<String>,
+    /// clear, green, amber, amber+strict, red.
+    #[arg(long)]
+    pub tlp: Option<String>,
+    /// A network the organisation holds (repeat): 192.0.2.0/24, 2001:db8::/48.
+    #[arg(long = "network", value_name = "CIDR")]
+    pub networks: Vec<String>,
+    /// A domain of the organisation (repeat): names in certificates and DNS under it
+    /// count as the organisation's.
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// An AS the organisation runs (repeat): 64496 or AS64496.
+    #[arg(long = "asn", value_name = "ASN")]
+    pub asns: Vec<String>,
+    /// A contact (repeat): ROLE:EMAIL[:LANGUAGE], ROLE one of security, abuse,
+    /// management, technical (security:csirt@example.nl:nl).
+    #[arg(long = "contact", value_name = "ROLE:EMAIL[:LANG]")]
+    pub contacts: Vec<String>,
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// Replace an organisation of the same name.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB", global = true)]
+    pub db: Option<String>,
+    #[command(subcommand)]
+    pub action: RegistryAction,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum RegistryAction {
+    /// Import RIPE database split files (ripe.db.inetnum.gz, ripe.db.inet6num.gz,
+    /// ripe.db.role.gz, ripe.db.organisation.gz; any order, gzip or plain): every network
+    /// with its abuse mailbox (inetnum abuse-c, else its organisation's). Replaces the
+    /// previous RIPE import once complete. Malformed objects are listed with their line and
+    /// skipped; with --strict any of them refuses the import.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        strict: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AttributeArgs {
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB")]
+    pub db: Option<String>,
+    /// MaxMind-format databases (GeoLite2/DB-IP ASN or Country; repeat) for ASN, holder
+    /// and country.
+    #[arg(long, value_name = "FILE")]
+    pub mmdb: Vec<PathBuf>,
+    /// Look up the PTR name of every address (bounded concurrency, one deadline each).
+    #[arg(long)]
+    pub reverse_dns: bool,
+    /// DNS server for --reverse-dns (default: the system resolver).
+    #[arg(long, value_name = "IP:PORT")]
+    pub resolver: Option<SocketAddr>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TargetsArgs {
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB")]
+    pub db: Option<String>,
+    /// The networks of this organisation (repeat).
+    #[arg(long = "org", value_name = "NAME")]
+    pub orgs: Vec<String>,
+    /// The networks of every organisation of this sector (repeat).
+    #[arg(long = "sector", value_name = "SECTOR")]
+    pub sectors: Vec<String>,
+    /// A country's address space from RIR delegated statistics (needs --delegated).
+    #[arg(long, value_name = "CC", requires = "delegated")]
+    pub country: Option<String>,
+    /// RIR delegated-extended statistics files (delegated-ripencc-extended-latest; repeat).
+    #[arg(long, value_name = "FILE", requires = "country")]
+    pub delegated: Vec<PathBuf>,
+    /// IPv4 only.
+    #[arg(long)]
+    pub ipv4: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -327,5 +507,9 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Diff(args) => crate::cases::diff(args, &config),
         Command::Db(args) => crate::cases::db(args, &config),
         Command::Import(args) => crate::cases::import(args, &config),
+        Command::Org(args) => crate::constituency::org(args, &config),
+        Command::Registry(args) => crate::constituency::registry(args, &config),
+        Command::Attribute(args) => crate::constituency::attribute(args, &config).await,
+        Command::Targets(args) => crate::constituency::targets(args, &config),
     }
 }

@@ -4,6 +4,7 @@
 mod cases;
 mod cli;
 mod config;
+mod constituency;
 mod demo;
 mod scan;
 mod summary;

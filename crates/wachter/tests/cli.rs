@@ -817,3 +817,307 @@ async fn a_resume_with_changed_targets_is_refused() {
     assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("changed since scan 1 started"));
 }
+
+/// The constituency from end to end: organisations from a file, RIPE split files, an mmdb
+/// the test builds, reverse DNS from the lab's server; every service attributed with how,
+/// reports by organisation, sector and AS, the unclaimed listed with their abuse contact,
+/// and target lists back out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_are_attributed_and_reported_by_owner() {
+    use wachter_constituency::mmdb::testing::{self, IpVersion};
+    let at = |ip: &str, behaviour, hostname: Option<&str>| HostSpec {
+        ip: ip.parse().unwrap(),
+        port: 18443,
+        behaviour,
+        hostname: hostname.map(str::to_string),
+    };
+    let _lab = Lab::start(
+        vec![
+            at("127.54.0.1", Behaviour::NsVulnerable, None),
+            at("127.54.0.2", Behaviour::NsMitigated, None),
+            at("127.54.1.1", Behaviour::NsVulnerable, None),
+            at("127.54.2.1", Behaviour::Https, Some("vpn.ziekenhuis-b.nl")),
+            at("127.54.3.1", Behaviour::NsVulnerable, None),
+        ],
+        &LabOptions {
+            key: KeyKind::Ecdsa,
+            drip_interval: Duration::from_millis(50),
+            log_requests: false,
+        },
+    )
+    .await
+    .unwrap();
+    let dns = wachter_lab::dns::LabDns::start_with_ptr(
+        "127.54.255.53:0".parse().unwrap(),
+        std::collections::HashMap::new(),
+        [(
+            "127.54.3.1".parse().unwrap(),
+            "gw.ziekenhuis-c.nl".to_string(),
+        )]
+        .into(),
+    )
+    .await
+    .unwrap();
+    let db = work_dir().join("constituency.db").display().to_string();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{db}{suffix}"));
+    }
+    let targets = temp(
+        "constituency-targets.txt",
+        "127.54.0.1\n127.54.0.2\n127.54.1.1\n127.54.2.1,vpn.ziekenhuis-b.nl\n127.54.3.1\n",
+    );
+    let out = wachter_async(&[
+        "scan",
+        "--scope",
+        "127.54.0.0/16",
+        "--ports",
+        "18443",
+        "--db",
+        &db,
+        "-o",
+        "/dev/null",
+        &format!("@{}", targets.display()),
+    ])
+    .await;
+    assert_exit(&out, 0);
+
+    // A broken organisation file is refused whole, every problem with its line.
+    let broken = temp(
+        "orgs-broken.csv",
+        "name,networks,domains\nZiekenhuis A,127.54.0.1/25,\nProvider,127.54.0.0/16,nl\n",
+    );
+    let out = wachter_async(&["org", "import", broken.to_str().unwrap(), "--db", &db]).await;
+    assert_exit(&out, 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("orgs-broken.csv:2: Ziekenhuis A: 127.54.0.1/25 has host bits set"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .contains("orgs-broken.csv:3: Provider: organisation domain \"nl\" is a public suffix"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+
+    let orgs = temp(
+        "orgs.toml",
+        r#"
+[[organisation]]
+name = "Ziekenhuis A"
+sector = "healthcare"
+networks = ["127.54.0.0/25"]
+[[organisation.contacts]]
+email = "security@ziekenhuis-a.nl"
+
+[[organisation]]
+name = "Provider"
+sector = "telecom"
+networks = ["127.54.0.0/16"]
+
+[[organisation]]
+name = "Ziekenhuis B"
+sector = "healthcare"
+domains = ["ziekenhuis-b.nl"]
+
+[[organisation]]
+name = "Ziekenhuis C"
+sector = "healthcare"
+domains = ["ziekenhuis-c.nl"]
+"#,
+    );
+    let out = wachter_async(&[
+        "org",
+        "import",
+        orgs.to_str().unwrap(),
+        "--db",
+        &db,
+        "--json",
+    ])
+    .await;
+    assert_exit(&out, 0);
+    let imported: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(imported["added"], 4);
+
+    // RIPE split files: the provider network's more specific inetnum has an abuse-c.
+    let role = temp(
+        "ripe.db.role",
+        "role:           Abuse Role\nnic-hdl:        AR1-TEST\nabuse-mailbox:  abuse@provider.example\nsource:         RIPE\n",
+    );
+    let inetnum = temp(
+        "ripe.db.inetnum",
+        "inetnum:        127.54.1.0 - 127.54.1.255\nnetname:        PROVIDER-NET\ncountry:        NL\nabuse-c:        AR1-TEST\nsource:         RIPE\n\n\
+         inetnum:        127.54.9.9 - 127.54.9.1\nnetname:        BROKEN\nsource:         RIPE\n",
+    );
+    let out = wachter_async(&[
+        "registry",
+        "import",
+        inetnum.to_str().unwrap(),
+        role.to_str().unwrap(),
+        "--db",
+        &db,
+        "--json",
+    ])
+    .await;
+    assert_exit(&out, 0);
+    let registry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(registry["networks"], 1, "{registry}");
+    assert_eq!(
+        registry["problems_total"], 1,
+        "the reversed range is named: {registry}"
+    );
+
+    let mmdb = work_dir().join("asn.mmdb");
+    std::fs::write(
+        &mmdb,
+        testing::build(
+            "GeoLite2-ASN",
+            IpVersion::V4,
+            [(
+                testing::net("127.54.0.0/16"),
+                testing::asn_record(64496, "Example Provider B.V."),
+            )],
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let resolver = dns.addr().to_string();
+    let out = wachter_async(&[
+        "attribute",
+        "--db",
+        &db,
+        "--mmdb",
+        mmdb.to_str().unwrap(),
+        "--reverse-dns",
+        "--resolver",
+        &resolver,
+        "--json",
+    ])
+    .await;
+    assert_exit(&out, 0);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["services"], 5, "{summary}");
+    assert_eq!(
+        summary["by_method"]["network"], 5,
+        "the provider's /16 holds them all: {summary}"
+    );
+    assert_eq!(
+        summary["contested"], 2,
+        "A's /25 inside the provider's /16: {summary}"
+    );
+
+    // A network beats a name, so B and C went to the provider. Take the provider's claim
+    // away and the names decide.
+    let out = wachter_async(&["org", "remove", "Provider", "--db", &db]).await;
+    assert_exit(&out, 0);
+    let out = wachter_async(&[
+        "attribute",
+        "--db",
+        &db,
+        "--mmdb",
+        mmdb.to_str().unwrap(),
+        "--reverse-dns",
+        "--resolver",
+        &resolver,
+        "--json",
+    ])
+    .await;
+    assert_exit(&out, 0);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            &summary["by_method"]["network"],
+            &summary["by_method"]["certificate"],
+            &summary["by_method"]["reverse_dns"],
+            &summary["by_method"]["registry"],
+        ),
+        (&2.into(), &1.into(), &1.into(), &1.into()),
+        "{summary}"
+    );
+
+    let cve = "CVE-2019-19781";
+    let out = wachter_async(&["report", "--by", "org", "--cve", cve, "--db", &db, "--json"]).await;
+    assert_exit(&out, 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let open_of = |owner: &str| {
+        report["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["owner"] == owner)
+            .map(|g| g["open"].as_u64().unwrap())
+    };
+    assert_eq!(open_of("Ziekenhuis A"), Some(2), "{report}");
+    assert_eq!(open_of("Ziekenhuis C"), Some(1), "{report}");
+    let unclaimed = report["unattributed"].as_array().unwrap();
+    assert_eq!(unclaimed.len(), 1, "{report}");
+    assert_eq!(unclaimed[0]["ip"], "127.54.1.1");
+    assert_eq!(unclaimed[0]["abuse_mailboxes"][0], "abuse@provider.example");
+    assert_eq!(unclaimed[0]["asn"], 64496);
+
+    let out = wachter_async(&[
+        "report", "--by", "sector", "--cve", cve, "--db", &db, "--json",
+    ])
+    .await;
+    let by_sector: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(by_sector["groups"][0]["owner"], "healthcare");
+    assert_eq!(by_sector["groups"][0]["open"], 3);
+    let out = wachter_async(&["report", "--by", "asn", "--db", &db]).await;
+    assert_exit(&out, 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("AS64496 Example Provider B.V."));
+
+    // Target lists for a re-scan of part of the constituency.
+    let out = wachter_async(&["targets", "--org", "ziekenhuis a", "--db", &db]).await;
+    assert_exit(&out, 0);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "127.54.0.0/25\n");
+    let delegated = temp(
+        "delegated-test-extended",
+        "2|ripencc|20260101|3|19830705|20260101|+0100\n\
+         ripencc|*|ipv4|*|2|summary\n\
+         ripencc|NL|ipv4|127.54.4.0|768|20200101|allocated|a\n\
+         ripencc|DE|ipv4|127.54.8.0|256|20200101|assigned|b\n\
+         ripencc|NL|ipv6|2001:db8::|32|20200101|allocated|a\n",
+    );
+    let out = wachter_async(&[
+        "targets",
+        "--country",
+        "nl",
+        "--delegated",
+        delegated.to_str().unwrap(),
+        "--ipv4",
+        "--db",
+        &db,
+    ])
+    .await;
+    assert_exit(&out, 0);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "127.54.4.0/23\n127.54.6.0/24\n"
+    );
+
+    // Export and import back: the same organisations.
+    let out = wachter_async(&["org", "export", "--format", "csv", "--db", &db]).await;
+    assert_exit(&out, 0);
+    let csv = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(csv.starts_with("name,sector,tlp,networks"), "{csv}");
+    assert!(
+        csv.contains("Ziekenhuis A,healthcare,,127.54.0.0/25,,,security@ziekenhuis-a.nl"),
+        "{csv}"
+    );
+    let again = temp("orgs-again.csv", &csv);
+    let out = wachter_async(&[
+        "org",
+        "import",
+        again.to_str().unwrap(),
+        "--db",
+        &db,
+        "--json",
+    ])
+    .await;
+    assert_exit(&out, 0);
+    let imported: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&imported["added"], &imported["updated"]),
+        (&0.into(), &3.into())
+    );
+}
