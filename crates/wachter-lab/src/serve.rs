@@ -234,7 +234,21 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
             }
             _ => {}
         }
-        let response = if path == b"/" {
+        let response = if path == b"/.well-known/security.txt" {
+            // RFC 9116, for the name the client asked for (attribution's last resort).
+            let host = header_value(&head, b"host").unwrap_or("lab.test");
+            let host = host.split(':').next().unwrap_or(host);
+            let body = format!(
+                "# wachter lab\nContact: mailto:security@{host}\nExpires: 2099-12-31T23:59:59Z\n"
+            );
+            simple_response(
+                200,
+                "OK",
+                "text/plain; charset=utf-8",
+                body.as_bytes(),
+                true,
+            )
+        } else if path == b"/" {
             let body = format!(
                 "<!DOCTYPE html><html><head><title>wachter lab: {}</title></head><body><p>A simulated host.</p></body></html>",
                 ctx.behaviour.name()
@@ -247,6 +261,18 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     }
+}
+
+/// The value of a request header (case-insensitive name), if it is text.
+fn header_value<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a str> {
+    head.split(|b| *b == b'\n').skip(1).find_map(|line| {
+        let colon = line.iter().position(|b| *b == b':')?;
+        let (key, value) = line.split_at(colon);
+        if !key.eq_ignore_ascii_case(name) {
+            return None;
+        }
+        std::str::from_utf8(&value[1..]).ok().map(str::trim)
+    })
 }
 
 fn request_path(head: &[u8]) -> &[u8] {

@@ -417,37 +417,46 @@ impl Store {
         &self,
         mut visit: impl FnMut(ServiceFacts),
     ) -> Result<usize, StoreError> {
-        let col = |e| self.db.column_error(e);
         let mut after = 0i64;
         let mut count = 0;
         loop {
-            let rows = self.db.query(
-                "SELECT s.id, s.ip, s.port, s.hostname, c.subject, c.sans FROM services s \
-                 LEFT JOIN certificates c ON c.sha256 = (SELECT o.cert_sha256 FROM observations o \
-                   WHERE o.service_id = s.id AND o.cert_sha256 IS NOT NULL ORDER BY o.id DESC LIMIT 1) \
-                 WHERE s.id > ?1 ORDER BY s.id LIMIT ?2",
-                vals![after, PAGE],
-            )?;
-            let Some(last) = rows.last() else {
+            let page = self.services_page(after, PAGE)?;
+            let Some(last) = page.last() else {
                 return Ok(count);
             };
-            after = last.int(0).map_err(col)?;
-            for row in &rows {
-                visit(ServiceFacts {
-                    service_id: row.int(0).map_err(col)?,
-                    ip: row.text(1).map_err(col)?,
-                    port: u16::try_from(row.int(2).map_err(col)?).unwrap_or(0),
-                    hostname: row.text(3).map_err(col)?,
-                    cert_subject: row.opt_text(4).map_err(col)?,
+            after = last.service_id;
+            count += page.len();
+            page.into_iter().for_each(&mut visit);
+        }
+    }
+
+    /// Up to `limit` services with ids above `after`, in id order, with the names their
+    /// newest certificate carries.
+    pub fn services_page(&self, after: i64, limit: i64) -> Result<Vec<ServiceFacts>, StoreError> {
+        let col = |e| self.db.column_error(e);
+        let rows = self.db.query(
+            "SELECT s.id, s.ip, s.port, s.hostname, c.subject, c.sans FROM services s \
+             LEFT JOIN certificates c ON c.sha256 = (SELECT o.cert_sha256 FROM observations o \
+               WHERE o.service_id = s.id AND o.cert_sha256 IS NOT NULL ORDER BY o.id DESC LIMIT 1) \
+             WHERE s.id > ?1 ORDER BY s.id LIMIT ?2",
+            vals![after, limit],
+        )?;
+        rows.iter()
+            .map(|row| {
+                Ok(ServiceFacts {
+                    service_id: row.int(0)?,
+                    ip: row.text(1)?,
+                    port: u16::try_from(row.int(2)?).unwrap_or(0),
+                    hostname: row.text(3)?,
+                    cert_subject: row.opt_text(4)?,
                     cert_sans: row
-                        .opt_text(5)
-                        .map_err(col)?
+                        .opt_text(5)?
                         .and_then(|s| serde_json::from_str(&s).ok())
                         .unwrap_or_default(),
-                });
-                count += 1;
-            }
-        }
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(col)
     }
 
     /// Stores attributions, replacing each service's previous one (one transaction).

@@ -239,6 +239,16 @@ pub struct AttributeArgs {
     /// DNS server for --reverse-dns (default: the system resolver).
     #[arg(long, value_name = "IP:PORT")]
     pub resolver: Option<SocketAddr>,
+    /// For services whose owner lists no contact: fetch
+    /// https://NAME/.well-known/security.txt (RFC 9116) from the service itself, NAME being
+    /// the name it was scanned under, else its certificate's, else its PTR name; the first
+    /// mailto: contact is kept. Needs --scope: it connects like a scan does.
+    #[arg(long, requires = "scope")]
+    pub security_txt: bool,
+    /// Where --security-txt may connect (as for `wachter scan`; the configured opt-out list
+    /// applies).
+    #[arg(long, value_name = "CIDR|RANGE", value_delimiter = ',')]
+    pub scope: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }

@@ -9,6 +9,9 @@ use anyhow::anyhow;
 use wachter_constituency::attribute::{Attributor, Facts, RegistryIndex, certificate_names};
 use wachter_constituency::mmdb::{Geo, GeoDb};
 use wachter_constituency::org::{self, Contact, ContactSource, OrgFormat, Organisation};
+use wachter_constituency::securitytxt::{Contact as SecurityContact, SecurityTxt};
+use wachter_core::record::ServiceRecord;
+use wachter_net::probe::Target;
 use wachter_store::report::{self, Owner};
 use wachter_store::{AttributionRow, RegistryRow};
 
@@ -551,96 +554,151 @@ pub async fn attribute(args: AttributeArgs, config: &Config) -> Result<u8, Failu
         Some(GeoDb::open(&args.mmdb).map_err(Failure::usage)?)
     };
 
-    let mut services = Vec::new();
-    store
-        .services_to_attribute(|s| services.push(s))
-        .map_err(Failure::failed)?;
-    // Only the registry rows some service falls in are read back.
-    let mut wanted: Vec<i64> = services
-        .iter()
-        .filter_map(|s| s.ip.parse::<IpAddr>().ok())
-        .flat_map(|ip| registry.matches(ip).into_iter().map(|(_, id)| id))
-        .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let registry_rows = store.registry_rows(&wanted).map_err(Failure::failed)?;
-
-    let ptr_names = if args.reverse_dns {
-        reverse_names(&services, args.resolver, &store_dns_timeout()).await?
-    } else {
-        HashMap::new()
-    };
-
-    let mut rows = Vec::with_capacity(services.len());
+    // Services a page at a time: memory holds the indexes and one page, not the store.
     let mut tally: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut contested = 0u64;
-    for service in &services {
-        let ip: Option<IpAddr> = service.ip.parse().ok();
-        let geo_answer = match (&geo, ip) {
-            (Some(geo), Some(ip)) => geo.lookup(ip),
-            _ => Geo::default(),
+    let mut security_txt_found = 0u64;
+    let mut attributed = 0usize;
+    let mut after = 0i64;
+    loop {
+        let services = store
+            .services_page(after, ATTRIBUTE_PAGE)
+            .map_err(Failure::failed)?;
+        let Some(last) = services.last() else {
+            break;
         };
-        let cert_names = certificate_names(service.cert_subject.as_deref(), &service.cert_sans);
-        let no_names = Vec::new();
-        let ptr = ptr_names.get(&service.ip).unwrap_or(&no_names);
-        let facts = Facts {
-            ip,
-            hostname: &service.hostname,
-            cert_names: &cert_names,
-            ptr_names: ptr,
-            asn: geo_answer.asn,
-        };
-        let claim = attributor.claim(&facts);
-        // The most specific registry network names the network; the abuse contact comes
-        // from it or, when it has none, from the nearest covering network that has one.
-        let registry_matches = ip.map(|ip| registry.matches(ip)).unwrap_or_default();
-        let registry_hit = registry_matches.first().copied();
-        let registry_row = registry_hit.and_then(|(_, id)| registry_rows.get(&id));
-        let abuse_row = registry_matches
+        after = last.service_id;
+        attributed += services.len();
+        // Only the registry rows some service falls in are read back.
+        let mut wanted: Vec<i64> = services
             .iter()
-            .filter_map(|(_, id)| registry_rows.get(id))
-            .find(|r| !r.abuse_mailboxes.is_empty());
-        let method = match (&claim, registry_row) {
-            (Some(c), _) => c.method.as_str(),
-            (None, Some(_)) => "registry",
-            (None, None) => "none",
+            .filter_map(|s| s.ip.parse::<IpAddr>().ok())
+            .flat_map(|ip| registry.matches(ip).into_iter().map(|(_, id)| id))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let registry_rows = store.registry_rows(&wanted).map_err(Failure::failed)?;
+
+        let ptr_names = if args.reverse_dns {
+            reverse_names(&services, args.resolver, &store_dns_timeout()).await?
+        } else {
+            HashMap::new()
         };
-        *tally.entry(method).or_default() += 1;
-        if claim.as_ref().is_some_and(|c| !c.contested_by.is_empty()) {
-            contested += 1;
+
+        let mut rows = Vec::with_capacity(services.len());
+        for service in &services {
+            let ip: Option<IpAddr> = service.ip.parse().ok();
+            let geo_answer = match (&geo, ip) {
+                (Some(geo), Some(ip)) => geo.lookup(ip),
+                _ => Geo::default(),
+            };
+            let cert_names = certificate_names(service.cert_subject.as_deref(), &service.cert_sans);
+            let no_names = Vec::new();
+            let ptr = ptr_names.get(&service.ip).unwrap_or(&no_names);
+            let facts = Facts {
+                ip,
+                hostname: &service.hostname,
+                cert_names: &cert_names,
+                ptr_names: ptr,
+                asn: geo_answer.asn,
+            };
+            let claim = attributor.claim(&facts);
+            // The most specific registry network names the network; the abuse contact comes
+            // from it or, when it has none, from the nearest covering network that has one.
+            let registry_matches = ip.map(|ip| registry.matches(ip)).unwrap_or_default();
+            let registry_hit = registry_matches.first().copied();
+            let registry_row = registry_hit.and_then(|(_, id)| registry_rows.get(&id));
+            let abuse_row = registry_matches
+                .iter()
+                .filter_map(|(_, id)| registry_rows.get(id))
+                .find(|r| !r.abuse_mailboxes.is_empty());
+            let method = match (&claim, registry_row) {
+                (Some(c), _) => c.method.as_str(),
+                (None, Some(_)) => "registry",
+                (None, None) => "none",
+            };
+            *tally.entry(method).or_default() += 1;
+            if claim.as_ref().is_some_and(|c| !c.contested_by.is_empty()) {
+                contested += 1;
+            }
+            let detail = serde_json::json!({
+                "name": claim.as_ref().and_then(|c| c.name.clone()),
+                "contested_by": claim.as_ref().map(|c| c.contested_by.iter().map(|&i| organisations[i].name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+                "certificate_names": cert_names,
+                "ptr_names": ptr,
+                "registry": registry_row.map(|r| serde_json::json!({
+                    "netname": r.netname, "org": r.org_handle, "org_name": r.org_name,
+                    "abuse_source": abuse_row.map(|a| a.abuse_source.clone()),
+                })),
+                "geo_databases": geo_answer.sources.iter().map(|d| d.attribution()).collect::<Vec<_>>(),
+            });
+            rows.push(AttributionRow {
+                service_id: service.service_id,
+                organisation_id: claim.as_ref().map(|c| stored[c.organisation].id),
+                method: method.to_string(),
+                matched: claim.as_ref().map(|c| c.matched.clone()),
+                also_matched: claim.as_ref().map_or(0, |c| c.contested_by.len() as i64),
+                asn: geo_answer.asn.map(i64::from),
+                holder: geo_answer.holder.clone(),
+                country: geo_answer
+                    .country
+                    .clone()
+                    .or_else(|| registry_row.and_then(|r| r.country.clone())),
+                registry_network: registry_hit.map(|(net, _)| net.to_string()),
+                abuse_mailboxes: abuse_row
+                    .map(|r| r.abuse_mailboxes.clone())
+                    .unwrap_or_default(),
+                detail,
+            });
         }
-        let detail = serde_json::json!({
-            "name": claim.as_ref().and_then(|c| c.name.clone()),
-            "contested_by": claim.as_ref().map(|c| c.contested_by.iter().map(|&i| organisations[i].name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
-            "certificate_names": cert_names,
-            "ptr_names": ptr,
-            "registry": registry_row.map(|r| serde_json::json!({
-                "netname": r.netname, "org": r.org_handle, "org_name": r.org_name,
-                "abuse_source": abuse_row.map(|a| a.abuse_source.clone()),
-            })),
-            "geo_databases": geo_answer.sources.iter().map(|d| d.attribution()).collect::<Vec<_>>(),
-        });
-        rows.push(AttributionRow {
-            service_id: service.service_id,
-            organisation_id: claim.as_ref().map(|c| stored[c.organisation].id),
-            method: method.to_string(),
-            matched: claim.as_ref().map(|c| c.matched.clone()),
-            also_matched: claim.as_ref().map_or(0, |c| c.contested_by.len() as i64),
-            asn: geo_answer.asn.map(i64::from),
-            holder: geo_answer.holder.clone(),
-            country: geo_answer
-                .country
-                .clone()
-                .or_else(|| registry_row.and_then(|r| r.country.clone())),
-            registry_network: registry_hit.map(|(net, _)| net.to_string()),
-            abuse_mailboxes: abuse_row
-                .map(|r| r.abuse_mailboxes.clone())
-                .unwrap_or_default(),
-            detail,
-        });
-    }
-    for chunk in rows.chunks(10_000) {
-        store.write_attributions(chunk).map_err(Failure::failed)?;
+        if args.security_txt {
+            // Services whose owner gives no one to tell.
+            let needy: Vec<(usize, Target)> = rows
+                .iter()
+                .enumerate()
+                .filter(|(_, row)| {
+                    let org_contacts = row
+                        .organisation_id
+                        .and_then(|id| stored.iter().find(|o| o.id == id))
+                        .is_some_and(|o| !o.organisation.contacts.is_empty());
+                    !org_contacts && row.abuse_mailboxes.is_empty()
+                })
+                .filter_map(|(i, row)| {
+                    let service = &services[i];
+                    let name = security_txt_name(service, &row.detail)?;
+                    Some((
+                        i,
+                        Target {
+                            ip: service.ip.parse().ok()?,
+                            port: service.port,
+                            hostname: Some(name),
+                        },
+                    ))
+                })
+                .collect();
+            let found = fetch_security_txt(&args.scope, config, needy).await?;
+            for (i, url, txt) in found {
+                let row = &mut rows[i];
+                let contact = txt.best_contact();
+                if let Some(SecurityContact::Email(email)) = &contact {
+                    row.abuse_mailboxes.push(email.clone());
+                    security_txt_found += 1;
+                }
+                if let Some(detail) = row.detail.as_object_mut() {
+                    detail.insert(
+                        "security_txt".into(),
+                        serde_json::json!({
+                            "url": url,
+                            "contact": contact.map(|c| format!("{c:?}")),
+                            "errors": txt.errors().map(|f| f.code.as_str()).collect::<Vec<_>>(),
+                        }),
+                    );
+                }
+            }
+        }
+        for chunk in rows.chunks(10_000) {
+            store.write_attributions(chunk).map_err(Failure::failed)?;
+        }
     }
 
     let claimed: u64 = tally
@@ -650,19 +708,19 @@ pub async fn attribute(args: AttributeArgs, config: &Config) -> Result<u8, Failu
         .sum();
     if args.json {
         return json(&serde_json::json!({
-            "services": services.len(),
+            "services": attributed,
             "claimed": claimed,
             "by_method": tally,
             "contested": contested,
             "organisations": organisations.len(),
             "registry_networks": registry_networks,
             "domain_problems": problems,
+            "security_txt_contacts": security_txt_found,
         }));
     }
     let mut text = format!(
-        "attributed {} services: {} to one of {} organisations, {} contested by another organisation's network
-",
-        services.len(),
+        "attributed {} services: {} to one of {} organisations, {} contested by another organisation's network\n",
+        attributed,
         claimed,
         organisations.len(),
         contested
@@ -672,8 +730,13 @@ pub async fn attribute(args: AttributeArgs, config: &Config) -> Result<u8, Failu
     }
     if registry_networks == 0 {
         text.push_str(
-            "no registry data (wachter registry import ripe.db.inetnum.gz …) for abuse contacts
-",
+            "no registry data (wachter registry import ripe.db.inetnum.gz …) for abuse contacts\n",
+        );
+    }
+    if args.security_txt {
+        let _ = writeln!(
+            text,
+            "security.txt gave a contact for {security_txt_found} services"
         );
     }
     for problem in &problems {
@@ -681,6 +744,109 @@ pub async fn attribute(args: AttributeArgs, config: &Config) -> Result<u8, Failu
     }
     emit(text)
 }
+
+/// The name to ask a service for its security.txt under: the name it was scanned under,
+/// else a (non-wildcard) certificate name, else its PTR name.
+fn security_txt_name(
+    service: &wachter_store::ServiceFacts,
+    detail: &serde_json::Value,
+) -> Option<String> {
+    let from_list = |key: &str| {
+        detail[key]
+            .as_array()?
+            .iter()
+            .filter_map(|n| n.as_str())
+            .find(|n| !n.starts_with("*."))
+            .map(str::to_string)
+    };
+    Some(service.hostname.clone())
+        .filter(|h| !h.is_empty())
+        .or_else(|| from_list("certificate_names"))
+        .or_else(|| from_list("ptr_names"))
+        .filter(|name| wachter_constituency::domains::Name::parse(name).is_ok())
+}
+
+/// Fetches `/.well-known/security.txt` from each target through the scan's own machinery:
+/// the scope guard, rate limits and deadlines apply, requests are recorded like any probe.
+async fn fetch_security_txt(
+    scope: &[String],
+    config: &Config,
+    targets: Vec<(usize, Target)>,
+) -> Result<Vec<(usize, String, SecurityTxt)>, Failure> {
+    use std::sync::Arc;
+    use wachter_core::addr::IpRange;
+    use wachter_core::check::{RequestSpec, StaticPlan};
+    use wachter_core::scope::ScopePolicy;
+    use wachter_net::connect::{ConnectOptions, Connector};
+    use wachter_net::probe::{ProbeConfig, Prober};
+    let scope: Vec<IpRange> = scope
+        .iter()
+        .map(|s| {
+            s.parse::<IpRange>()
+                .map_err(|e| Failure::usage(anyhow!("--scope {s}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let opt_out = match &config.scan.opt_out_file {
+        Some(path) => wachter_scan::inputs::read_network_list(path).map_err(Failure::usage)?,
+        None => Vec::new(),
+    };
+    let policy = Arc::new(ScopePolicy::new(&scope, &opt_out));
+    let connector = Arc::new(Connector::new(policy, ConnectOptions::default()));
+    let probe = ProbeConfig {
+        check: Arc::new(StaticPlan::new(vec![RequestSpec::get(
+            "security_txt",
+            SECURITY_TXT_PATH,
+        )])),
+        target_timeout: std::time::Duration::from_secs(15),
+        ..ProbeConfig::default()
+    };
+    let prober = Arc::new(
+        Prober::new(connector, probe)
+            .map_err(|e| Failure::failed(anyhow!("cannot set up OpenSSL: {e}")))?,
+    );
+    let now = time::OffsetDateTime::now_utc();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut found = Vec::new();
+    let mut collect = |done: Result<(usize, String, ServiceRecord), tokio::task::JoinError>| {
+        let Ok((i, url, record)) = done else {
+            return;
+        };
+        let Some(body) = record
+            .http
+            .iter()
+            .find(|x| x.name == "security_txt" && x.status == Some(200))
+            .and_then(|x| x.body.as_ref())
+        else {
+            return;
+        };
+        found.push((i, url.clone(), SecurityTxt::parse(&body.0, &url, now)));
+    };
+    for (i, target) in targets {
+        let prober = prober.clone();
+        tasks.spawn(async move {
+            let url = format!(
+                "https://{}{SECURITY_TXT_PATH}",
+                target.hostname.as_deref().unwrap_or_default()
+            );
+            (i, url, prober.probe(&target).await)
+        });
+        while tasks.len() >= 64 {
+            if let Some(done) = tasks.join_next().await {
+                collect(done);
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        collect(done);
+    }
+    found.sort_by_key(|(i, _, _)| *i);
+    Ok(found)
+}
+
+const SECURITY_TXT_PATH: &str = "/.well-known/security.txt";
+
+/// Services attributed (and written) per round.
+const ATTRIBUTE_PAGE: i64 = 20_000;
 
 fn store_dns_timeout() -> std::time::Duration {
     std::time::Duration::from_secs(3)

@@ -1035,6 +1035,31 @@ domains = ["ziekenhuis-c.nl"]
         "{summary}"
     );
 
+    // Ziekenhuis B lists no contact: its service's security.txt names one.
+    let out = wachter_async(&[
+        "attribute",
+        "--db",
+        &db,
+        "--mmdb",
+        mmdb.to_str().unwrap(),
+        "--reverse-dns",
+        "--resolver",
+        &resolver,
+        "--security-txt",
+        "--scope",
+        "127.54.0.0/16",
+        "--json",
+    ])
+    .await;
+    assert_exit(&out, 0);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["security_txt_contacts"], 1, "{summary}");
+    let b = query_ints(
+        &db,
+        "SELECT count(*) FROM attributions WHERE abuse_mailboxes = '[\"security@vpn.ziekenhuis-b.nl\"]'",
+    );
+    assert_eq!(b, Some(vec![1]));
+
     let cve = "CVE-2019-19781";
     let out = wachter_async(&["report", "--by", "org", "--cve", cve, "--db", &db, "--json"]).await;
     assert_exit(&out, 0);
