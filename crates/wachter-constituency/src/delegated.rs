@@ -908,6 +908,7 @@ mod tests {
     use super::*;
     use serde::Deserialize;
     use std::path::{Path, PathBuf};
+    use wachter_core::order::SplitMix64;
 
     fn fixtures() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/delegated")
@@ -1299,23 +1300,6 @@ mod tests {
         );
     }
 
-    /// splitmix64: a fixed-seed generator, so a failure is reproducible.
-    struct SplitMix64(u64);
-
-    impl SplitMix64 {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     #[test]
     fn delegated_hostile_bytes_never_panic() {
         const PIECES: &[&[u8]] = &[
@@ -1355,11 +1339,11 @@ mod tests {
         let mut rng = SplitMix64(0x5eed_0fde_1e9a_7e00);
         for _ in 0..3000 {
             let mut text = Vec::new();
-            for _ in 0..rng.below(200) {
-                if rng.below(8) == 0 {
-                    text.push(rng.next() as u8);
+            for _ in 0..rng.below(200) as usize {
+                if rng.below(8) as usize == 0 {
+                    text.push(rng.next_u64() as u8);
                 } else {
-                    text.extend_from_slice(PIECES[rng.below(PIECES.len())]);
+                    text.extend_from_slice(PIECES[rng.below(PIECES.len() as u64) as usize]);
                 }
             }
             for entry in DelegatedReader::new("fuzz", &text[..]) {

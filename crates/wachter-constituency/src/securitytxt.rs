@@ -869,6 +869,7 @@ mod tests {
     use super::*;
     use serde::Deserialize;
     use std::path::{Path, PathBuf};
+    use wachter_core::order::SplitMix64;
 
     fn fixtures() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/securitytxt")
@@ -1174,23 +1175,6 @@ mod tests {
         assert!(file.signed);
     }
 
-    /// splitmix64: a fixed-seed generator, so a failure is reproducible.
-    struct SplitMix64(u64);
-
-    impl SplitMix64 {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     #[test]
     fn securitytxt_hostile_bytes_never_panic() {
         const PIECES: &[&[u8]] = &[
@@ -1238,13 +1222,13 @@ mod tests {
             let target = if round % 50 == 0 {
                 4000
             } else {
-                rng.below(120)
+                rng.below(120) as usize
             };
             for _ in 0..target {
-                if rng.below(6) == 0 {
-                    bytes.push(rng.next() as u8);
+                if rng.below(6) as usize == 0 {
+                    bytes.push(rng.next_u64() as u8);
                 } else {
-                    bytes.extend_from_slice(PIECES[rng.below(PIECES.len())]);
+                    bytes.extend_from_slice(PIECES[rng.below(PIECES.len() as u64) as usize]);
                 }
             }
             let file =

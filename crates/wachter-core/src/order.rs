@@ -211,6 +211,24 @@ pub fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A seeded stream of [`splitmix64`] values: tests, fixtures and generators that must come
+/// out the same on every machine, without a random-number crate.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        let value = splitmix64(self.0);
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        value
+    }
+
+    /// A value in `0..n` (`0` when `n` is 0); the modulo bias is irrelevant here.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
 /// A deterministic, bounded shuffle of a stream: items enter a window of `capacity` and
 /// leave it in a seeded random order. Memory is `capacity` items whatever the input size.
 pub struct WindowShuffle<I: Iterator> {

@@ -982,20 +982,25 @@ domains = ["ziekenhuis-c.nl"]
     )
     .unwrap();
     let resolver = dns.addr().to_string();
-    let out = wachter_async(&[
-        "attribute",
-        "--db",
-        &db,
-        "--mmdb",
-        mmdb.to_str().unwrap(),
-        "--reverse-dns",
-        "--resolver",
-        &resolver,
-        "--json",
-    ])
-    .await;
-    assert_exit(&out, 0);
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // `wachter attribute` with the test's mmdb and DNS server, plus `extra`; its JSON summary.
+    let attribute = async |extra: &[&str]| {
+        let mut args = vec![
+            "attribute",
+            "--db",
+            &db,
+            "--mmdb",
+            mmdb.to_str().unwrap(),
+            "--reverse-dns",
+            "--resolver",
+            &resolver,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = wachter_async(&args).await;
+        assert_exit(&out, 0);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let summary = attribute(&[]).await;
     assert_eq!(summary["services"], 5, "{summary}");
     assert_eq!(
         summary["by_method"]["network"], 5,
@@ -1010,20 +1015,7 @@ domains = ["ziekenhuis-c.nl"]
     // away and the names decide.
     let out = wachter_async(&["org", "remove", "Provider", "--db", &db]).await;
     assert_exit(&out, 0);
-    let out = wachter_async(&[
-        "attribute",
-        "--db",
-        &db,
-        "--mmdb",
-        mmdb.to_str().unwrap(),
-        "--reverse-dns",
-        "--resolver",
-        &resolver,
-        "--json",
-    ])
-    .await;
-    assert_exit(&out, 0);
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = attribute(&[]).await;
     assert_eq!(
         (
             &summary["by_method"]["network"],
@@ -1036,23 +1028,7 @@ domains = ["ziekenhuis-c.nl"]
     );
 
     // Ziekenhuis B lists no contact: its service's security.txt names one.
-    let out = wachter_async(&[
-        "attribute",
-        "--db",
-        &db,
-        "--mmdb",
-        mmdb.to_str().unwrap(),
-        "--reverse-dns",
-        "--resolver",
-        &resolver,
-        "--security-txt",
-        "--scope",
-        "127.54.0.0/16",
-        "--json",
-    ])
-    .await;
-    assert_exit(&out, 0);
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = attribute(&["--security-txt", "--scope", "127.54.0.0/16"]).await;
     assert_eq!(summary["security_txt_contacts"], 1, "{summary}");
     let b = query_ints(
         &db,
