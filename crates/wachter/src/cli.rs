@@ -170,6 +170,7 @@ pub enum OrgAction {
 
 #[derive(Args, Debug, Clone)]
 pub struct OrgAddArgs {
+    /// The organisation's name (unique, case-insensitive).
     pub name: String,
     /// healthcare, government, energy, …
     #[arg(long)]
@@ -191,6 +192,7 @@ pub struct OrgAddArgs {
     /// management, technical (security:csirt@example.nl:nl).
     #[arg(long = "contact", value_name = "ROLE:EMAIL[:LANG]")]
     pub contacts: Vec<String>,
+    /// Free text for the analyst (how to reach them, what they run).
     #[arg(long)]
     pub notes: Option<String>,
     /// Replace an organisation of the same name.
