@@ -5,9 +5,11 @@
 //! 1. **network**: the most specific organisation network holding the address. Other
 //!    organisations' networks that also hold it (less specific, or the same network listed
 //!    twice) are counted, so the report can say the choice was contested.
-//! 2. **certificate**: a name in the service's certificate (subject CN, DNS SANs;
-//!    `*.example.nl` counts for `example.nl`) under an organisation's domain.
-//! 3. **hostname**: the name the service was scanned under.
+//! 2. **hostname**: the name the service was scanned under (the CERT's own target list,
+//!    so it outranks what the server presents).
+//! 3. **certificate**: a name in the service's certificate (subject CN first, then DNS
+//!    SANs; `*.example.nl` counts for `example.nl`) under an organisation's domain; other
+//!    organisations named in the same certificate contest the claim.
 //! 4. **reverse_dns**: a PTR name of the address.
 //! 5. **asn**: the address's AS is one an organisation runs.
 //!
@@ -139,14 +141,15 @@ impl Attributor {
                 });
             }
         }
+        // The name from the CERT's own target list before the names the server presents.
         self.by_name(
-            facts.cert_names.iter().map(String::as_str),
-            Method::Certificate,
+            std::iter::once(facts.hostname).filter(|h| !h.is_empty()),
+            Method::Hostname,
         )
         .or_else(|| {
             self.by_name(
-                std::iter::once(facts.hostname).filter(|h| !h.is_empty()),
-                Method::Hostname,
+                facts.cert_names.iter().map(String::as_str),
+                Method::Certificate,
             )
         })
         .or_else(|| {
@@ -167,23 +170,39 @@ impl Attributor {
         })
     }
 
-    /// The first of `names` under an organisation's domain.
-    fn by_name<'n>(
-        &self,
-        mut names: impl Iterator<Item = &'n str>,
-        method: Method,
-    ) -> Option<Claim> {
-        names.find_map(|name| {
-            let m = self.domains.lookup(name)?;
-            let (&first, others) = m.values.split_first()?;
-            Some(Claim {
-                organisation: first,
-                method,
-                matched: m.domain.to_string(),
-                name: Some(name.to_string()),
-                contested_by: others.to_vec(),
-            })
-        })
+    /// The first of `names` under an organisation's domain; organisations that other names
+    /// match (a certificate shared by several customers) contest it.
+    fn by_name<'n>(&self, names: impl Iterator<Item = &'n str>, method: Method) -> Option<Claim> {
+        let mut claim: Option<Claim> = None;
+        for name in names {
+            let Some(m) = self.domains.lookup(name) else {
+                continue;
+            };
+            match &mut claim {
+                None => {
+                    let Some((&first, others)) = m.values.split_first() else {
+                        continue;
+                    };
+                    claim = Some(Claim {
+                        organisation: first,
+                        method,
+                        matched: m.domain.to_string(),
+                        name: Some(name.to_string()),
+                        contested_by: others.to_vec(),
+                    });
+                }
+                Some(c) => {
+                    let own = c.organisation;
+                    c.contested_by
+                        .extend(m.values.iter().copied().filter(|o| *o != own));
+                }
+            }
+        }
+        if let Some(c) = &mut claim {
+            c.contested_by.sort_unstable();
+            c.contested_by.dedup();
+        }
+        claim
     }
 }
 
@@ -216,8 +235,9 @@ pub fn certificate_names(subject: Option<&str>, sans: &[String]) -> Vec<String> 
             names.push(name.to_string());
         }
     }
-    names.sort();
-    names.dedup();
+    // The subject's CN first, then the SANs as given; each name once.
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
     names
 }
 
@@ -281,6 +301,7 @@ mod tests {
         let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
         let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let b_cert = names(&["*.ziekenhuis-b.nl"]);
+        let shared = names(&["vpn.ziekenhuis-b.nl", "vpn.ziekenhuis-a.nl"]);
         // (organisation, method, what matched, contested by)
         type Expected<'a> = Option<(usize, Method, &'a str, Vec<usize>)>;
         let cases: Vec<(Facts, Expected)> = vec![
@@ -333,6 +354,25 @@ mod tests {
                 },
                 None,
             ),
+            // A certificate shared by A and B: the first name decides, the other contests.
+            (
+                Facts {
+                    ip: ip("198.51.100.1"),
+                    cert_names: &shared,
+                    ..Facts::default()
+                },
+                Some((2, Method::Certificate, "ziekenhuis-b.nl", vec![1])),
+            ),
+            // The scanned name outranks the server's certificate.
+            (
+                Facts {
+                    ip: ip("198.51.100.1"),
+                    hostname: "vpn.ziekenhuis-a.nl",
+                    cert_names: &b_cert,
+                    ..Facts::default()
+                },
+                Some((1, Method::Hostname, "ziekenhuis-a.nl", vec![])),
+            ),
         ];
         for (facts, expected) in cases {
             let got = attributor
@@ -356,9 +396,9 @@ mod tests {
                 ]
             ),
             vec![
+                "vpn.ziekenhuis-a.nl",
                 "*.ziekenhuis-a.nl",
-                "mail.ziekenhuis-a.nl",
-                "vpn.ziekenhuis-a.nl"
+                "mail.ziekenhuis-a.nl"
             ]
         );
     }

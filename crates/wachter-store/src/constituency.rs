@@ -233,8 +233,11 @@ impl Store {
                 return Ok(false);
             };
             let id = row.int(0).map_err(|e| db.column_error(e))?;
+            // What stays known is the network's registry data, if any.
             db.execute(
-                "UPDATE attributions SET organisation_id = NULL WHERE organisation_id = ?1",
+                "UPDATE attributions SET organisation_id = NULL, matched = NULL, also_matched = 0, \
+                 method = CASE WHEN registry_network IS NULL THEN 'none' ELSE 'registry' END \
+                 WHERE organisation_id = ?1",
                 vals![id],
             )?;
             for table in ["org_networks", "org_domains", "contacts"] {
@@ -329,17 +332,24 @@ impl Store {
         skipped: usize,
     ) -> Result<(), StoreError> {
         self.db.write(|db| {
-            let registry = db
+            let Some(registry) = db
                 .query_one(
-                    "SELECT registry FROM registry_imports WHERE id = ?1",
+                    "SELECT registry FROM registry_imports WHERE id = ?1 AND state = 'running'",
                     vals![import_id],
                 )?
                 .map(|r| r.text(0))
                 .transpose()
                 .map_err(|e| db.column_error(e))?
-                .unwrap_or_default();
+            else {
+                return Err(StoreError::Operation {
+                    location: db.location().to_string(),
+                    detail: format!("registry import {import_id} is gone (another import replaced it?); nothing was kept"),
+                });
+            };
+            // Earlier complete imports are replaced; one still being written elsewhere is left to
+            // its writer.
             let older = db.query(
-                "SELECT id FROM registry_imports WHERE registry = ?1 AND id <> ?2",
+                "SELECT id FROM registry_imports WHERE registry = ?1 AND id <> ?2 AND state = 'complete'",
                 vals![&registry, import_id],
             )?;
             for row in older {

@@ -349,10 +349,13 @@ impl Db {
                 // picks hash joins over full scans, and prepared statements keep that plan
                 // as the table grows: a batch then costs time proportional to the store.
                 // Inside write transactions, only index lookups are planned.
-                self.batch(&format!(
+                if let Err(e) = self.batch(&format!(
                     "BEGIN; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_seqscan = off; SET LOCAL lock_timeout = '{}s'",
                     WRITE_WAIT.as_secs()
-                ))?;
+                )) {
+                    let _ = self.batch("ROLLBACK");
+                    return Err(e);
+                }
                 if let Err(e) = self.execute("SELECT pg_advisory_xact_lock(?1)", vals![WRITE_LOCK])
                 {
                     let _ = self.batch("ROLLBACK");

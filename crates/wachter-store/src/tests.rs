@@ -674,5 +674,10 @@ language = "nl"
     assert_eq!(owned[0].asn, Some(64496));
     assert!(store.remove_organisation("ziekenhuis voorbeeld").unwrap());
     assert!(!store.remove_organisation("ziekenhuis voorbeeld").unwrap());
-    assert_eq!(store.findings_with_owners().unwrap()[0].organisation, None);
+    let after = &store.findings_with_owners().unwrap()[0];
+    assert_eq!(
+        (after.organisation.as_deref(), after.method.as_deref()),
+        (None, Some("none")),
+        "a removed organisation's services keep no claim"
+    );
 }

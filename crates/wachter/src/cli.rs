@@ -70,9 +70,9 @@ const ATTRIBUTE_HELP: &str =
 In order, the first that answers wins:
   1. network      the most specific organisation network holding the address
                   (overlaps are counted and reported)
-  2. certificate  a name in the service's TLS certificate (CN, SANs; wildcards count)
-                  under an organisation's domain
-  3. hostname     the name the target was scanned with
+  2. hostname     the name the target was scanned with, under an organisation's domain
+  3. certificate  a name in the service's TLS certificate (CN first, then SANs;
+                  wildcards count); other organisations it names contest the claim
   4. reverse_dns  the address's PTR name (with --reverse-dns)
   5. asn          the address's AS (from --mmdb) is one an organisation runs
 Services no organisation claims keep what is known about their network: the registry

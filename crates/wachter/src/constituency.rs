@@ -406,6 +406,12 @@ pub fn registry(args: RegistryArgs, config: &Config) -> Result<u8, Failure> {
     };
     let (network_files, other_files): (Vec<_>, Vec<_>) =
         files.iter().partition(|f| is_network_file(f));
+    // An import replaces the previous one whole: without a network file it would leave none.
+    if network_files.is_empty() {
+        return Err(Failure::usage(anyhow!(
+            "no network file (ripe.db.inetnum.gz, ripe.db.inet6num.gz) among the files: an import replaces the previous one, so give the network files with their role and organisation files"
+        )));
+    }
     let names = files
         .iter()
         .map(|f| f.display().to_string())
@@ -477,9 +483,12 @@ pub fn registry(args: RegistryArgs, config: &Config) -> Result<u8, Failure> {
         }
         return Err(Failure::usage(anyhow!(message)));
     }
-    store
-        .finish_registry_import(import_id, written as usize, data.skipped_objects as usize)
-        .map_err(Failure::failed)?;
+    if let Err(e) =
+        store.finish_registry_import(import_id, written as usize, data.skipped_objects as usize)
+    {
+        let _ = store.abort_registry_import(import_id);
+        return Err(Failure::failed(e));
+    }
     if as_json {
         return json(&serde_json::json!({
             "networks": written,
@@ -533,6 +542,11 @@ pub async fn attribute(args: AttributeArgs, config: &Config) -> Result<u8, Failu
     let stored = store.organisations().map_err(Failure::failed)?;
     let organisations: Vec<Organisation> = stored.iter().map(|o| o.organisation.clone()).collect();
     let (attributor, problems) = Attributor::new(&organisations);
+    let organisations_with_contacts: std::collections::HashSet<i64> = stored
+        .iter()
+        .filter(|o| !o.organisation.contacts.is_empty())
+        .map(|o| o.id)
+        .collect();
     for problem in &problems {
         tracing::warn!(%problem, "organisation domain not used");
     }
@@ -659,8 +673,7 @@ pub async fn attribute(args: AttributeArgs, config: &Config) -> Result<u8, Failu
                 .filter(|(_, row)| {
                     let org_contacts = row
                         .organisation_id
-                        .and_then(|id| stored.iter().find(|o| o.id == id))
-                        .is_some_and(|o| !o.organisation.contacts.is_empty());
+                        .is_some_and(|id| organisations_with_contacts.contains(&id));
                     !org_contacts && row.abuse_mailboxes.is_empty()
                 })
                 .filter_map(|(i, row)| {
@@ -719,7 +732,7 @@ pub async fn attribute(args: AttributeArgs, config: &Config) -> Result<u8, Failu
         }));
     }
     let mut text = format!(
-        "attributed {} services: {} to one of {} organisations, {} contested by another organisation's network\n",
+        "attributed {} services: {} to one of {} organisations, {} contested by another organisation\n",
         attributed,
         claimed,
         organisations.len(),

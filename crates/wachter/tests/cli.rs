@@ -837,6 +837,8 @@ async fn services_are_attributed_and_reported_by_owner() {
             at("127.54.0.2", Behaviour::NsMitigated, None),
             at("127.54.1.1", Behaviour::NsVulnerable, None),
             at("127.54.2.1", Behaviour::Https, Some("vpn.ziekenhuis-b.nl")),
+            // Scanned by address only: its certificate names it.
+            at("127.54.2.2", Behaviour::Https, Some("mail.ziekenhuis-b.nl")),
             at("127.54.3.1", Behaviour::NsVulnerable, None),
         ],
         &LabOptions {
@@ -864,7 +866,7 @@ async fn services_are_attributed_and_reported_by_owner() {
     }
     let targets = temp(
         "constituency-targets.txt",
-        "127.54.0.1\n127.54.0.2\n127.54.1.1\n127.54.2.1,vpn.ziekenhuis-b.nl\n127.54.3.1\n",
+        "127.54.0.1\n127.54.0.2\n127.54.1.1\n127.54.2.1,vpn.ziekenhuis-b.nl\n127.54.2.2\n127.54.3.1\n",
     );
     let out = wachter_async(&[
         "scan",
@@ -966,6 +968,13 @@ domains = ["ziekenhuis-c.nl"]
         registry["problems_total"], 1,
         "the reversed range is named: {registry}"
     );
+    // Roles alone would replace the networks with none: refused, the import kept.
+    let out = wachter_async(&["registry", "import", role.to_str().unwrap(), "--db", &db]).await;
+    assert_exit(&out, 2);
+    assert_eq!(
+        query_ints(&db, "SELECT count(*) FROM registry_networks"),
+        Some(vec![1])
+    );
 
     let mmdb = work_dir().join("asn.mmdb");
     std::fs::write(
@@ -1001,9 +1010,9 @@ domains = ["ziekenhuis-c.nl"]
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let summary = attribute(&[]).await;
-    assert_eq!(summary["services"], 5, "{summary}");
+    assert_eq!(summary["services"], 6, "{summary}");
     assert_eq!(
-        summary["by_method"]["network"], 5,
+        summary["by_method"]["network"], 6,
         "the provider's /16 holds them all: {summary}"
     );
     assert_eq!(
@@ -1019,17 +1028,18 @@ domains = ["ziekenhuis-c.nl"]
     assert_eq!(
         (
             &summary["by_method"]["network"],
+            &summary["by_method"]["hostname"],
             &summary["by_method"]["certificate"],
             &summary["by_method"]["reverse_dns"],
             &summary["by_method"]["registry"],
         ),
-        (&2.into(), &1.into(), &1.into(), &1.into()),
+        (&2.into(), &1.into(), &1.into(), &1.into(), &1.into()),
         "{summary}"
     );
 
     // Ziekenhuis B lists no contact: its service's security.txt names one.
     let summary = attribute(&["--security-txt", "--scope", "127.54.0.0/16"]).await;
-    assert_eq!(summary["security_txt_contacts"], 1, "{summary}");
+    assert_eq!(summary["security_txt_contacts"], 2, "{summary}");
     let b = query_ints(
         &db,
         "SELECT count(*) FROM attributions WHERE abuse_mailboxes = '[\"security@vpn.ziekenhuis-b.nl\"]'",
