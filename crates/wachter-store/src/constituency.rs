@@ -82,15 +82,17 @@ impl Store {
     ) -> Result<OrganisationChanges, StoreError> {
         self.db.write(|db| {
             let mut changes = OrganisationChanges::default();
+            // Names compare case-insensitively in Rust, the same on both engines (SQLite's
+            // lower() folds ASCII only).
+            let mut by_name: HashMap<String, i64> = HashMap::new();
+            for row in db.query("SELECT id, name FROM organisations", vals![])? {
+                let col = |e| db.column_error(e);
+                by_name.insert(same_name(&row.text(1).map_err(col)?), row.int(0).map_err(col)?);
+            }
             for org in orgs {
                 let asns = serde_json::to_string(&org.asns).unwrap_or_else(|_| "[]".into());
-                let existing = db.query_one(
-                    "SELECT id FROM organisations WHERE lower(name) = lower(?1)",
-                    vals![&org.name],
-                )?;
-                let id = match existing {
-                    Some(row) => {
-                        let id = row.int(0).map_err(|e| db.column_error(e))?;
+                let id = match by_name.get(&same_name(&org.name)).copied() {
+                    Some(id) => {
                         db.execute(
                             "UPDATE organisations SET name = ?1, sector = ?2, tlp = ?3, notes = ?4, asns = ?5 WHERE id = ?6",
                             vals![&org.name, org.sector.as_ref(), org.tlp.map(|t| t.as_str()), org.notes.as_ref(), asns, id],
@@ -110,7 +112,9 @@ impl Store {
                             vals![&org.name, org.sector.as_ref(), org.tlp.map(|t| t.as_str()), org.notes.as_ref(), asns],
                         )?;
                         changes.added += 1;
-                        single_int(db, row)?
+                        let id = single_int(db, row)?;
+                        by_name.insert(same_name(&org.name), id);
+                        id
                     }
                 };
                 for network in &org.networks {
@@ -142,7 +146,7 @@ impl Store {
         let mut orgs: Vec<StoredOrganisation> = Vec::new();
         let mut index: HashMap<i64, usize> = HashMap::new();
         for row in self.db.query(
-            "SELECT id, name, sector, tlp, notes, asns FROM organisations ORDER BY lower(name)",
+            "SELECT id, name, sector, tlp, notes, asns FROM organisations ORDER BY name",
             vals![],
         )? {
             let id = row.int(0).map_err(col)?;
@@ -210,6 +214,7 @@ impl Store {
         for org in &mut orgs {
             org.organisation.networks.sort();
         }
+        orgs.sort_by_cached_key(|o| same_name(&o.organisation.name));
         Ok(orgs)
     }
 
@@ -218,21 +223,23 @@ impl Store {
         Ok(self
             .organisations()?
             .into_iter()
-            .find(|o| o.organisation.name.eq_ignore_ascii_case(name)))
+            .find(|o| same_name(&o.organisation.name) == same_name(name)))
     }
 
     /// Removes an organisation (its services become unattributed until the next
     /// attribution). Whether it existed.
     pub fn remove_organisation(&self, name: &str) -> Result<bool, StoreError> {
         self.db.write(|db| {
-            let Some(row) = db.query_one(
-                "SELECT id FROM organisations WHERE lower(name) = lower(?1)",
-                vals![name],
-            )?
-            else {
+            let mut found = None;
+            for row in db.query("SELECT id, name FROM organisations", vals![])? {
+                let col = |e| db.column_error(e);
+                if same_name(&row.text(1).map_err(col)?) == same_name(name) {
+                    found = Some(row.int(0).map_err(col)?);
+                }
+            }
+            let Some(id) = found else {
                 return Ok(false);
             };
-            let id = row.int(0).map_err(|e| db.column_error(e))?;
             // What stays known is the network's registry data, if any.
             db.execute(
                 "UPDATE attributions SET organisation_id = NULL, matched = NULL, also_matched = 0, \
@@ -566,6 +573,11 @@ pub struct OwnedFinding {
     pub abuse_mailboxes: Vec<String>,
     /// Less specific organisation networks that also held the address.
     pub overlaps: i64,
+}
+
+/// An organisation name as compared: Unicode lower case (`ÄRZTE` is `ärzte`).
+pub fn same_name(name: &str) -> String {
+    name.trim().to_lowercase()
 }
 
 fn single_int(db: &Db, row: Option<Row>) -> Result<i64, StoreError> {

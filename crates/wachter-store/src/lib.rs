@@ -26,7 +26,7 @@ mod sink;
 
 pub use constituency::{
     AttributionRow, OrganisationChanges, OwnedFinding, RegistryRow, ServiceFacts,
-    StoredOrganisation,
+    StoredOrganisation, same_name,
 };
 pub use db::{Kind, is_postgres_url, redact};
 pub use ingest::Prepared;

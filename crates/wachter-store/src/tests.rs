@@ -574,6 +574,24 @@ language = "nl"
             updated: 1
         }
     );
+    // Case folds beyond ASCII, the same on both engines.
+    let umlaut = |name: &str| org::Organisation {
+        name: name.into(),
+        ..org::Organisation::default()
+    };
+    store
+        .upsert_organisations(&[umlaut("ÄRZTE Verbund")])
+        .unwrap();
+    assert_eq!(
+        store
+            .upsert_organisations(&[umlaut("ärzte verbund")])
+            .unwrap(),
+        OrganisationChanges {
+            added: 0,
+            updated: 1
+        }
+    );
+    assert!(store.remove_organisation("ÄRZTE VERBUND").unwrap());
     let orgs = store.organisations().unwrap();
     assert_eq!(orgs.len(), 1);
     assert_eq!(

@@ -13,7 +13,7 @@ use wachter_constituency::securitytxt::{Contact as SecurityContact, SecurityTxt}
 use wachter_core::record::ServiceRecord;
 use wachter_net::probe::Target;
 use wachter_store::report::{self, Owner};
-use wachter_store::{AttributionRow, RegistryRow};
+use wachter_store::{AttributionRow, RegistryRow, same_name};
 
 use crate::cases::{emit, json, open};
 use crate::cli::{
@@ -90,7 +90,7 @@ pub fn org(args: OrgArgs, config: &Config) -> Result<u8, Failure> {
                 .filter(|f| {
                     f.organisation
                         .as_deref()
-                        .is_some_and(|o| o.eq_ignore_ascii_case(&stored.organisation.name))
+                        .is_some_and(|o| same_name(o) == same_name(&stored.organisation.name))
                 })
                 .collect();
             if as_json {
@@ -397,19 +397,22 @@ pub fn registry(args: RegistryArgs, config: &Config) -> Result<u8, Failure> {
     }
     let store = open(&args.db, config, false)?;
     // Roles and organisations first: networks resolve against them as they stream past.
-    let is_network_file = |path: &std::path::Path| {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
-        name.contains("inetnum") || name.contains("inet6num")
-    };
-    let (network_files, other_files): (Vec<_>, Vec<_>) =
-        files.iter().partition(|f| is_network_file(f));
+    // What a file holds is read from its first object, not its name.
+    let mut network_files = Vec::new();
+    let mut other_files = Vec::new();
+    for file in &files {
+        match first_class(file)?.as_deref() {
+            Some("role" | "organisation") => other_files.push(file),
+            Some("inetnum" | "inet6num") => network_files.push(file),
+            // Anything else (a full dump, aut-num…) is streamed: memory stays flat, and a
+            // network read before its role is reported as dangling.
+            _ => network_files.push(file),
+        }
+    }
     // An import replaces the previous one whole: without a network file it would leave none.
     if network_files.is_empty() {
         return Err(Failure::usage(anyhow!(
-            "no network file (ripe.db.inetnum.gz, ripe.db.inet6num.gz) among the files: an import replaces the previous one, so give the network files with their role and organisation files"
+            "no network file (ripe.db.inetnum.gz, ripe.db.inet6num.gz) among the files, only roles and organisations: an import replaces the previous one, so give the network files with them"
         )));
     }
     let names = files
@@ -516,6 +519,20 @@ pub fn registry(args: RegistryArgs, config: &Config) -> Result<u8, Failure> {
         );
     }
     emit(text)
+}
+
+/// The class of a split file's first well-formed object (`None` for an empty file).
+fn first_class(path: &std::path::Path) -> Result<Option<String>, Failure> {
+    use wachter_constituency::rpsl;
+    let reader = rpsl::open(path).map_err(|e| Failure::usage(anyhow!("{e}")))?;
+    for object in rpsl::objects(reader, &rpsl::source_name(path)).take(100) {
+        match object {
+            Ok(object) => return Ok(Some(object.class().to_string())),
+            Err(e) if e.is_fatal() => return Err(Failure::usage(anyhow!("{e}"))),
+            Err(_) => continue,
+        }
+    }
+    Ok(None)
 }
 
 /// Registry rows per store transaction.
@@ -931,7 +948,7 @@ pub fn targets(args: TargetsArgs, config: &Config) -> Result<u8, Failure> {
         for name in &args.orgs {
             let Some(org) = orgs
                 .iter()
-                .find(|o| o.organisation.name.eq_ignore_ascii_case(name))
+                .find(|o| same_name(&o.organisation.name) == same_name(name))
             else {
                 return Err(Failure::usage(anyhow!("no organisation {name:?}")));
             };
@@ -952,7 +969,7 @@ pub fn targets(args: TargetsArgs, config: &Config) -> Result<u8, Failure> {
                     o.organisation
                         .sector
                         .as_deref()
-                        .is_some_and(|s| s.eq_ignore_ascii_case(sector))
+                        .is_some_and(|s| same_name(s) == same_name(sector))
                 })
                 .collect();
             if members.is_empty() {
