@@ -475,27 +475,29 @@ fn decode<'a>(bytes: &'a [u8], latin1: &'a mut String) -> &'a str {
 /// Cuts an end-of-line `#` comment; a `#` inside a double-quoted string (a quoted local part
 /// of a mail address) is kept.
 fn strip_comment(text: &str) -> &str {
-    let Some(hash) = text.find('#') else {
-        return text;
-    };
-    if !text[..hash].contains('"') {
-        return &text[..hash];
+    match unquoted(text, b'#').next() {
+        Some(hash) => &text[..hash],
+        None => text,
     }
+}
+
+/// The positions of `wanted` outside double-quoted strings (a backslash escapes inside them).
+fn unquoted(text: &str, wanted: u8) -> impl Iterator<Item = usize> + '_ {
     let mut quoted = false;
     let mut escaped = false;
-    for (at, byte) in text.bytes().enumerate() {
+    text.bytes().enumerate().filter_map(move |(at, byte)| {
         if escaped {
             escaped = false;
-            continue;
+            return None;
         }
         match byte {
             b'\\' if quoted => escaped = true,
             b'"' => quoted = !quoted,
-            b'#' if !quoted => return &text[..at],
+            _ if byte == wanted && !quoted => return Some(at),
             _ => {}
         }
-    }
-    text
+        None
+    })
 }
 
 /// `str::trim`, with the common all-ASCII case first (a latin-1 NBSP is still trimmed).
@@ -697,22 +699,9 @@ fn mailbox_tokens(value: &str) -> Vec<String> {
 
 /// Splits at the last `@` outside double quotes.
 fn split_address(text: &str) -> Option<(&str, &str)> {
-    let mut quoted = false;
-    let mut escaped = false;
-    let mut at = None;
-    for (i, byte) in text.bytes().enumerate() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match byte {
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
-            b'@' if !quoted => at = Some(i),
-            _ => {}
-        }
-    }
-    at.map(|i| (&text[..i], &text[i + 1..]))
+    unquoted(text, b'@')
+        .last()
+        .map(|i| (&text[..i], &text[i + 1..]))
 }
 
 fn atext(c: char) -> bool {

@@ -225,34 +225,36 @@ fn service_ids(
 
 /// Creates the services that do not exist yet; returns the ids of those it created.
 fn insert_services(db: &Db, keys: &[ServiceKey]) -> Result<HashMap<ServiceKey, i64>, StoreError> {
-    let mut ids = HashMap::with_capacity(keys.len());
-    for chunk in chunks(keys) {
-        let sql = multi_row(
-            "INSERT INTO services (ip, port, hostname) VALUES {values} ON CONFLICT (ip, port, hostname) DO NOTHING RETURNING id, ip, port, hostname",
-            chunk.len(),
-            &[None, None, None],
-        );
-        let params = chunk
-            .iter()
-            .flat_map(|(ip, port, host)| vals![ip, *port, host])
-            .collect();
-        for row in db.query(&sql, params)? {
-            let (id, k) = service_row(db, &row)?;
-            ids.insert(k, id);
-        }
-    }
-    Ok(ids)
+    service_ids_by(
+        db,
+        "INSERT INTO services (ip, port, hostname) VALUES {values} ON CONFLICT (ip, port, hostname) DO NOTHING RETURNING id, ip, port, hostname",
+        &[None, None, None],
+        keys,
+    )
 }
 
+/// The ids of the services that exist.
 fn lookup_services(db: &Db, keys: &[ServiceKey]) -> Result<HashMap<ServiceKey, i64>, StoreError> {
+    service_ids_by(
+        db,
+        "SELECT s.id, s.ip, s.port, s.hostname FROM (VALUES {values}) AS k CROSS JOIN services s \
+         WHERE s.ip = k.column1 AND s.port = k.column2 AND s.hostname = k.column3",
+        &[Some("TEXT"), Some("BIGINT"), Some("TEXT")],
+        keys,
+    )
+}
+
+/// Runs `template` (rows of ip, port, hostname in, `id, ip, port, hostname` out) over
+/// `keys` a chunk at a time.
+fn service_ids_by(
+    db: &Db,
+    template: &'static str,
+    casts: &'static [Option<&'static str>],
+    keys: &[ServiceKey],
+) -> Result<HashMap<ServiceKey, i64>, StoreError> {
     let mut ids = HashMap::with_capacity(keys.len());
     for chunk in chunks(keys) {
-        let sql = multi_row(
-            "SELECT s.id, s.ip, s.port, s.hostname FROM (VALUES {values}) AS k CROSS JOIN services s \
-             WHERE s.ip = k.column1 AND s.port = k.column2 AND s.hostname = k.column3",
-            chunk.len(),
-            &[Some("TEXT"), Some("BIGINT"), Some("TEXT")],
-        );
+        let sql = multi_row(template, chunk.len(), casts);
         let params = chunk
             .iter()
             .flat_map(|(ip, port, host)| vals![ip, *port, host])

@@ -611,7 +611,7 @@ pub async fn attribute(args: AttributeArgs, config: &Config) -> Result<u8, Failu
         let registry_rows = store.registry_rows(&wanted).map_err(Failure::failed)?;
 
         let ptr_names = if args.reverse_dns {
-            reverse_names(&services, args.resolver, &store_dns_timeout()).await?
+            reverse_names(&services, args.resolver, &REVERSE_DNS_TIMEOUT).await?
         } else {
             HashMap::new()
         };
@@ -878,9 +878,8 @@ const SECURITY_TXT_PATH: &str = "/.well-known/security.txt";
 /// Services attributed (and written) per round.
 const ATTRIBUTE_PAGE: i64 = 20_000;
 
-fn store_dns_timeout() -> std::time::Duration {
-    std::time::Duration::from_secs(3)
-}
+/// The deadline of one reverse lookup.
+const REVERSE_DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// PTR names of every distinct address, looked up concurrently (at most 64 in flight, one
 /// deadline each). Names that are not valid host names are dropped.

@@ -11,6 +11,13 @@ fn wachter(args: &[&str]) -> Output {
     wachter_with_stdin(args, None)
 }
 
+/// Runs wachter (off the runtime), asserts it succeeded, and parses its JSON output.
+async fn wachter_json(args: &[&str]) -> serde_json::Value {
+    let out = wachter_async(args).await;
+    assert_exit(&out, 0);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Runs wachter off the async runtime, so the lab hosts this test serves keep answering.
 async fn wachter_async(args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -239,7 +246,7 @@ async fn records_go_to_the_output_file_and_the_summary_to_stdout() {
     let _lab = lab("127.42.0.1", &[Behaviour::Https, Behaviour::Http]).await;
     let output = std::env::temp_dir().join(format!("wachter-cli-{}-out.jsonl", std::process::id()));
     let out_path = output.display().to_string();
-    let out = wachter_async(&[
+    let summary = wachter_json(&[
         "scan",
         "--scope",
         "127.42.0.0/24",
@@ -253,8 +260,6 @@ async fn records_go_to_the_output_file_and_the_summary_to_stdout() {
         "127.42.0.0/29",
     ])
     .await;
-    assert_exit(&out, 0);
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["services"], 8);
     assert_eq!(summary["seed"], 3);
     assert_eq!(summary["by_status"]["open"], 2);
@@ -500,7 +505,7 @@ async fn rescans_tell_fixed_from_unreachable_in(db_arg: String) {
     tuesday.stop().await;
 
     let db2 = db_arg.clone();
-    let out = wachter_async(&[
+    let diff = wachter_json(&[
         "diff",
         "1",
         "2",
@@ -511,8 +516,6 @@ async fn rescans_tell_fixed_from_unreachable_in(db_arg: String) {
         "--json",
     ])
     .await;
-    assert_exit(&out, 0);
-    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let change = |ip: &str| {
         diff["entries"]
             .as_array()
@@ -530,8 +533,7 @@ async fn rescans_tell_fixed_from_unreachable_in(db_arg: String) {
     );
 
     let db3 = db_arg.clone();
-    let out = wachter_async(&["report", "--db", &db3, "--cve", "CVE-2019-19781", "--json"]).await;
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = wachter_json(&["report", "--db", &db3, "--cve", "CVE-2019-19781", "--json"]).await;
     let points = report["CVE-2019-19781"].as_array().unwrap();
     assert_eq!(
         (
@@ -928,7 +930,7 @@ sector = "healthcare"
 domains = ["ziekenhuis-c.nl"]
 "#,
     );
-    let out = wachter_async(&[
+    let imported = wachter_json(&[
         "org",
         "import",
         orgs.to_str().unwrap(),
@@ -937,8 +939,6 @@ domains = ["ziekenhuis-c.nl"]
         "--json",
     ])
     .await;
-    assert_exit(&out, 0);
-    let imported: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(imported["added"], 4);
 
     // RIPE split files: the provider network's more specific inetnum has an abuse-c.
@@ -951,7 +951,7 @@ domains = ["ziekenhuis-c.nl"]
         "inetnum:        127.54.1.0 - 127.54.1.255\nnetname:        PROVIDER-NET\ncountry:        NL\nabuse-c:        AR1-TEST\nsource:         RIPE\n\n\
          inetnum:        127.54.9.9 - 127.54.9.1\nnetname:        BROKEN\nsource:         RIPE\n",
     );
-    let out = wachter_async(&[
+    let registry = wachter_json(&[
         "registry",
         "import",
         inetnum.to_str().unwrap(),
@@ -961,8 +961,6 @@ domains = ["ziekenhuis-c.nl"]
         "--json",
     ])
     .await;
-    assert_exit(&out, 0);
-    let registry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(registry["networks"], 1, "{registry}");
     assert_eq!(
         registry["problems_total"], 1,
@@ -1005,9 +1003,7 @@ domains = ["ziekenhuis-c.nl"]
             "--json",
         ];
         args.extend_from_slice(extra);
-        let out = wachter_async(&args).await;
-        assert_exit(&out, 0);
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        wachter_json(&args).await
     };
     let summary = attribute(&[]).await;
     assert_eq!(summary["services"], 6, "{summary}");
@@ -1047,9 +1043,8 @@ domains = ["ziekenhuis-c.nl"]
     assert_eq!(b, Some(vec![1]));
 
     let cve = "CVE-2019-19781";
-    let out = wachter_async(&["report", "--by", "org", "--cve", cve, "--db", &db, "--json"]).await;
-    assert_exit(&out, 0);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report =
+        wachter_json(&["report", "--by", "org", "--cve", cve, "--db", &db, "--json"]).await;
     let open_of = |owner: &str| {
         report["groups"]
             .as_array()
@@ -1066,11 +1061,10 @@ domains = ["ziekenhuis-c.nl"]
     assert_eq!(unclaimed[0]["abuse_mailboxes"][0], "abuse@provider.example");
     assert_eq!(unclaimed[0]["asn"], 64496);
 
-    let out = wachter_async(&[
+    let by_sector = wachter_json(&[
         "report", "--by", "sector", "--cve", cve, "--db", &db, "--json",
     ])
     .await;
-    let by_sector: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(by_sector["groups"][0]["owner"], "healthcare");
     assert_eq!(by_sector["groups"][0]["open"], 3);
     let out = wachter_async(&["report", "--by", "asn", "--db", &db]).await;
@@ -1116,7 +1110,7 @@ domains = ["ziekenhuis-c.nl"]
         "{csv}"
     );
     let again = temp("orgs-again.csv", &csv);
-    let out = wachter_async(&[
+    let imported = wachter_json(&[
         "org",
         "import",
         again.to_str().unwrap(),
@@ -1125,8 +1119,6 @@ domains = ["ziekenhuis-c.nl"]
         "--json",
     ])
     .await;
-    assert_exit(&out, 0);
-    let imported: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (&imported["added"], &imported["updated"]),
         (&0.into(), &3.into())
