@@ -162,7 +162,12 @@ impl Tlp {
 
 impl fmt::Display for Tlp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TLP:{}", self.as_str().to_ascii_uppercase())
+        // TLP 2.0 writes the label with a plus: TLP:AMBER+STRICT.
+        write!(
+            f,
+            "TLP:{}",
+            self.as_str().replace('-', "+").to_ascii_uppercase()
+        )
     }
 }
 

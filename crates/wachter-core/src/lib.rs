@@ -15,4 +15,5 @@ pub mod ports;
 pub mod record;
 pub mod safety;
 pub mod scope;
+pub mod stamp;
 pub mod targets;

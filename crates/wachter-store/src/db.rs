@@ -106,6 +106,15 @@ impl Row {
             _ => self.text(i).map(Some),
         }
     }
+
+    pub fn blob(&self, i: usize) -> Result<Vec<u8>, ColumnError> {
+        match self.get(i) {
+            Value::Blob(v) => Ok(v.clone()),
+            other => Err(ColumnError(format!(
+                "column {i}: expected bytes, found {other:?}"
+            ))),
+        }
+    }
 }
 
 /// A row did not hold what the query promised (a foreign or damaged database).

@@ -9,6 +9,8 @@
 //! - `findings`: the current state per (service, CVE), and `finding_history` with every
 //!   change, so "546 → 70" is a query, not a spreadsheet.
 //! - `organisations`: who owns a service (filled by attribution).
+//! - `campaigns`, `messages` (the outbox) and `notifications`: who was told what, when
+//!   (see [`notify`]).
 //!
 //! Only this crate knows SQL, and it writes each statement once for both engines (see
 //! [`db`]). Writes arrive through [`StoreSink`], which the scan engine's writer thread
@@ -20,6 +22,7 @@ use std::collections::HashSet;
 mod constituency;
 mod db;
 mod ingest;
+mod notify;
 pub mod report;
 mod schema;
 mod sink;
@@ -30,6 +33,10 @@ pub use constituency::{
 };
 pub use db::{Kind, is_postgres_url, redact};
 pub use ingest::Prepared;
+pub use notify::{
+    CampaignCreated, CampaignRow, MailContent, NewCampaign, NewMessage, NoticeCandidate, OutboxRow,
+    OutgoingMessage, ticket, timestamp,
+};
 pub use schema::SCHEMA_VERSION;
 pub use sink::{FLUSH_EVERY, StoreSink};
 
@@ -59,6 +66,9 @@ pub enum StoreError {
     Column { location: String, detail: String },
     #[error("database {location}: {detail}")]
     Operation { location: String, detail: String },
+    /// Another writer changed what this operation was decided on; nothing was written.
+    #[error("database {location}: {detail}")]
+    Conflict { location: String, detail: String },
 }
 
 /// An open store.

@@ -699,3 +699,178 @@ language = "nl"
         "a removed organisation's services keep no claim"
     );
 }
+
+#[test]
+fn the_outbox_tells_each_finding_once_and_never_sends_twice() {
+    on_each_backend("outbox", outbox_rules);
+}
+
+fn outbox_rules(path: &str) {
+    let mut store = Store::open(path).unwrap();
+    let scan = store.begin_scan(&ScanInfo::default()).unwrap();
+    store
+        .write_batch(
+            scan,
+            &[
+                record("127.60.9.1", Verdict::Vulnerable),
+                record("127.60.9.2", Verdict::Mitigated),
+                record("127.60.9.3", Verdict::Patched),
+            ],
+        )
+        .unwrap();
+    store.finish_scan(scan, false, "{}").unwrap();
+    let open = store.notice_candidates(Some("cve-2019-19781")).unwrap();
+    let ips: Vec<&str> = open.iter().map(|c| c.ip.as_str()).collect();
+    assert_eq!(ips, vec!["127.60.9.1", "127.60.9.2"], "patched is not open");
+    assert_eq!(
+        open[0].vulnerable_since.as_deref(),
+        Some("2026-01-01T00:00:00Z")
+    );
+    assert!(
+        open[0]
+            .record
+            .as_deref()
+            .unwrap()
+            .contains("wachter.service/1")
+    );
+    assert_eq!(open[0].notified_count, 0);
+
+    let now = time::OffsetDateTime::now_utc();
+    let campaign = NewCampaign {
+        name: "test".into(),
+        cve: "CVE-2019-19781".into(),
+        tlp: "amber".into(),
+        language: "en".into(),
+        params: serde_json::json!({}),
+        summary: serde_json::json!({}),
+        ticket_prefix: "T".into(),
+        not_notified_since: timestamp(now - time::Duration::days(7)),
+    };
+    let message = NewMessage {
+        organisation_id: None,
+        recipient_name: "Ziekenhuis".into(),
+        language: "en".into(),
+        round: 1,
+        findings: open
+            .iter()
+            .map(|c| (c.finding_id, c.state.clone()))
+            .collect(),
+    };
+    let mut render = |ticket: &str, _: &NewMessage| -> Result<MailContent, String> {
+        Ok(MailContent {
+            mail_from: "cert@test.test".into(),
+            recipients: vec!["soc@zh.test".into()],
+            subject: format!("[{ticket}] test"),
+            message_id: format!("<{ticket}@test.test>"),
+            bytes: [
+                format!("Subject: [{ticket}] test\r\n\r\nbody").as_bytes(),
+                b"\xff",
+            ]
+            .concat(),
+        })
+    };
+    // A render failure records nothing.
+    let mut failing = |_: &str, _: &NewMessage| -> Result<MailContent, String> { Err("no".into()) };
+    assert!(
+        store
+            .create_campaign(&campaign, std::slice::from_ref(&message), &mut failing)
+            .is_err()
+    );
+    assert!(store.campaigns().unwrap().is_empty());
+
+    let created = store
+        .create_campaign(&campaign, std::slice::from_ref(&message), &mut render)
+        .unwrap();
+    let ticket = &created.tickets[0];
+    assert!(ticket.starts_with("T-1000000"), "{ticket}");
+    let told = store.notice_candidates(None).unwrap();
+    assert_eq!(told[0].notified_count, 1);
+    assert!(told[0].last_notified.is_some());
+    // A second campaign with the same interval may not tell them again: refused whole.
+    let err = store
+        .create_campaign(&campaign, std::slice::from_ref(&message), &mut render)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(store.campaigns().unwrap().len(), 1);
+
+    // Claiming is exclusive; a stale claim (a killed sender) is taken over.
+    let t = |secs: i64| timestamp(now + time::Duration::seconds(secs));
+    let due = store.due_messages(&t(1), &t(-600), 10).unwrap();
+    assert_eq!(due.len(), 1);
+    let first = store
+        .claim_message(due[0].id, &t(1), &t(-600))
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.attempts, 1);
+    assert!(first.bytes.ends_with(b"body\xff"), "stored byte for byte");
+    assert!(
+        store
+            .claim_message(due[0].id, &t(1), &t(-600))
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.due_messages(&t(2), &t(-600), 10).unwrap().is_empty());
+    let again = store
+        .claim_message(due[0].id, &t(700), &t(100))
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.attempts, 2);
+    // A temporary failure queues it for later; a permanent one holds it.
+    store
+        .message_failed(again.id, "451 later", Some(&t(3600)))
+        .unwrap();
+    assert!(store.due_messages(&t(701), &t(100), 10).unwrap().is_empty());
+    assert_eq!(store.next_due().unwrap(), Some(t(3600)));
+    let third = store
+        .claim_message(again.id, &t(3601), &t(3000))
+        .unwrap()
+        .unwrap();
+    store
+        .message_failed(third.id, "550 no such user", None)
+        .unwrap();
+    assert!(
+        store
+            .due_messages(&t(9999), &t(9000), 10)
+            .unwrap()
+            .is_empty()
+    );
+    let row = &store.outbox(None).unwrap()[0];
+    assert_eq!((row.state.as_str(), row.attempts), ("held", 3));
+    assert_eq!(row.last_error.as_deref(), Some("550 no such user"));
+    assert_eq!(
+        store
+            .requeue_messages(std::slice::from_ref(ticket))
+            .unwrap(),
+        1
+    );
+    let fourth = store
+        .claim_message(third.id, &t(9999), &t(9000))
+        .unwrap()
+        .unwrap();
+    store.message_sent(fourth.id, "250 OK", &t(10_000)).unwrap();
+    assert_eq!(
+        store.cancel_messages(std::slice::from_ref(ticket)).unwrap(),
+        0,
+        "sent stays sent"
+    );
+    let (row, bytes) = store.message(ticket).unwrap().unwrap();
+    assert_eq!((row.state.as_str(), row.findings), ("sent", 2));
+    assert!(bytes.starts_with(format!("Subject: [{ticket}]").as_bytes()));
+    assert_eq!(store.last_sent_to(&t(0)).unwrap()["soc@zh.test"], t(10_000));
+
+    // Cancelling an unsent message frees its findings for the next campaign.
+    let mut later = campaign.clone();
+    later.not_notified_since = timestamp(now + time::Duration::seconds(5));
+    let created = store
+        .create_campaign(&later, std::slice::from_ref(&message), &mut render)
+        .unwrap();
+    assert_eq!(store.cancel_messages(&created.tickets).unwrap(), 1);
+    let counts = store.notice_candidates(None).unwrap();
+    assert_eq!(
+        counts[0].notified_count, 1,
+        "the cancelled message does not count"
+    );
+    let listed = store.campaigns().unwrap();
+    assert_eq!(listed[0].messages["cancelled"], 1);
+    assert_eq!(listed[1].messages["sent"], 1);
+}

@@ -62,6 +62,161 @@ pub enum Command {
     Attribute(AttributeArgs),
     /// Print the networks of part of the constituency, ready for `wachter scan @FILE`.
     Targets(TargetsArgs),
+    /// Tell owners: one message per organisation with every open host and its evidence,
+    /// queued in the outbox (or rendered to files with --dry-run).
+    #[command(long_about = CAMPAIGN_HELP)]
+    Campaign(CampaignArgs),
+    /// The outbox: send queued messages over SMTP, list, show, retry, cancel.
+    Outbox(OutboxArgs),
+    /// Open findings in the formats CERTs exchange: IntelMQ events, Shadowserver-style CSV,
+    /// X-ARF v4, a MISP event, a STIX 2.1 bundle.
+    Export(ExportArgs),
+}
+
+const CAMPAIGN_HELP: &str = "Tell owners about open findings of one CVE.
+
+`wachter campaign new --cve CVE-2019-19781` gathers the open findings (vulnerable,
+mitigated), groups them per organisation (run `wachter attribute` first) and writes one
+message per recipient: every host with its address, name, certificate names, build,
+state, evidence (request, answer, matched bytes) and when it was seen; advice per state,
+and whether to assume compromise. Messages go to the outbox; `wachter outbox send`
+delivers them.
+
+Who is told: the organisation's security, abuse and technical contacts; without those,
+its network's registry abuse mailbox, then its sector CERT ([notify.escalation]).
+Services no organisation owns go to their registry abuse mailbox. Findings told less than
+[notify] repeat_after ago (default 7d) wait; reminders copy the sector CERT. Opt-out
+networks ([scan] opt_out_file, [notify] suppress) and the do-not-contact list are never
+written to. Every finding not told is listed with the reason.
+
+Check first with --dry-run DIR: every message is written there (.eml, .txt, .html) with
+plan.json, and nothing is queued. Templates: `wachter campaign templates --out DIR`, edit,
+then --templates DIR (English and Dutch are built in; a contact's language picks one).";
+
+#[derive(Args, Debug, Clone)]
+pub struct CampaignArgs {
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB", global = true)]
+    pub db: Option<String>,
+    #[command(subcommand)]
+    pub action: CampaignAction,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum CampaignAction {
+    /// Plan and queue a campaign (or render it with --dry-run).
+    New(CampaignNewArgs),
+    /// List campaigns with their messages by state.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One campaign: its messages, and every finding it did not tell, with the reason.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the built-in templates to a folder, to edit.
+    Templates {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CampaignNewArgs {
+    /// The CVE to tell owners about.
+    #[arg(long)]
+    pub cve: String,
+    /// A name for the campaign (default: the CVE and today's date).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Language for contacts without one (default: [notify] language, `en`).
+    #[arg(long)]
+    pub language: Option<String>,
+    /// clear, green, amber, amber+strict or red (default: [notify] tlp, amber).
+    #[arg(long)]
+    pub tlp: Option<String>,
+    /// Tell a finding again only after this long: 7d, 36h (default: [notify] repeat_after).
+    #[arg(long, value_name = "DURATION")]
+    pub repeat_after: Option<String>,
+    /// A folder of edited templates (default: [notify] templates, else the built-in ones).
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Render every message into DIR for review; queue nothing.
+    #[arg(long, value_name = "DIR")]
+    pub dry_run: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OutboxArgs {
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB", global = true)]
+    pub db: Option<String>,
+    #[command(subcommand)]
+    pub action: OutboxAction,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum OutboxAction {
+    /// Deliver due messages through [notify.smtp]. Exit 1 when some wait for a retry or
+    /// are held (rejected, or out of attempts).
+    Send(OutboxSendArgs),
+    /// Every message with its state, attempts and last error.
+    List {
+        /// Only this campaign's messages.
+        #[arg(long)]
+        campaign: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one message exactly as it is (or was) sent.
+    Show { ticket: String },
+    /// Queue held messages again (after fixing the address or the relay).
+    Retry {
+        #[arg(required = true)]
+        tickets: Vec<String>,
+    },
+    /// Cancel messages not sent yet; their findings count as not told.
+    Cancel {
+        #[arg(required = true)]
+        tickets: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OutboxSendArgs {
+    /// Keep running until no message waits for a retry (each is sent or held).
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// intelmq (JSON Lines events), shadowserver (CSV), xarf (X-ARF v4, JSON Lines), misp
+    /// (one event), stix (a 2.1 bundle).
+    #[arg(long)]
+    pub format: String,
+    /// Only this CVE (default: every CVE with open findings).
+    #[arg(long)]
+    pub cve: Option<String>,
+    /// TLP of the export (default: [notify] tlp); formats that know only TLP 1.0 get
+    /// CLEAR as WHITE and AMBER+STRICT as AMBER with the restriction in words.
+    #[arg(long)]
+    pub tlp: Option<String>,
+    /// Write here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB")]
+    pub db: Option<String>,
 }
 
 const ATTRIBUTE_HELP: &str =
@@ -523,5 +678,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Registry(args) => crate::constituency::registry(args, &config),
         Command::Attribute(args) => crate::constituency::attribute(args, &config).await,
         Command::Targets(args) => crate::constituency::targets(args, &config),
+        Command::Campaign(args) => crate::notify::campaign(args, &config),
+        Command::Outbox(args) => crate::notify::outbox(args, &config),
+        Command::Export(args) => crate::notify::export(args, &config),
     }
 }

@@ -17,6 +17,98 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub scan: ScanConfig,
     pub store: StoreConfig,
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`: who the messages come from, and the rules for telling owners.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// The reporting CERT, as named in every message and export.
+    pub reporter: String,
+    /// The sender: `Example CERT <cert@example.org>`. Campaigns that queue mail refuse the
+    /// built-in `.invalid` address.
+    pub from: String,
+    /// Where replies go (a ticket queue); `from` when unset.
+    pub reply_to: Option<String>,
+    /// A page about the case or the scan, linked from every message.
+    pub url: Option<String>,
+    /// Tickets read `<prefix>-<number>`.
+    pub ticket_prefix: String,
+    /// The language of messages to contacts without one (`en`, `nl`).
+    pub language: String,
+    /// TLP of messages and exports: clear, green, amber, amber+strict, red.
+    pub tlp: String,
+    /// A finding still open is told again after this long: `7d`, `36h`, `90m`.
+    pub repeat_after: String,
+    /// A folder of edited templates (`wachter campaign templates --out DIR` writes one).
+    pub templates: Option<PathBuf>,
+    /// Never written to: addresses, `@domain` (subdomains too), `org:Name`.
+    pub do_not_contact: Vec<String>,
+    /// Networks whose findings are never told (besides the scan's opt-out file).
+    pub suppress: Vec<String>,
+    /// Sector → the sector CERT's mailbox, copied on reminders and written to when an
+    /// organisation has no usable address (`healthcare = "Z-CERT <cert@z-cert.nl>"`).
+    pub escalation: std::collections::BTreeMap<String, String>,
+    /// From which round the sector CERT is copied (2 = the first reminder).
+    pub escalate_from_round: i64,
+    /// The relay: host, port, security (starttls, tls, none), username, password, ca_file,
+    /// timeout_secs, hello_name. Put the password in WACHTER_NOTIFY__SMTP__PASSWORD.
+    pub smtp: wachter_notify::smtp::SmtpConfig,
+    pub send: SendConfig,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        let reporter = wachter_notify::Reporter::default();
+        NotifyConfig {
+            reporter: reporter.org.clone(),
+            from: format!("{} <{}>", reporter.org, reporter.from),
+            reply_to: None,
+            url: None,
+            ticket_prefix: reporter.ticket_prefix,
+            language: "en".into(),
+            tlp: "amber".into(),
+            repeat_after: "7d".into(),
+            templates: None,
+            do_not_contact: Vec::new(),
+            suppress: Vec::new(),
+            escalation: Default::default(),
+            escalate_from_round: 2,
+            smtp: Default::default(),
+            send: SendConfig::default(),
+        }
+    }
+}
+
+/// `[notify.send]`: how the outbox is worked through.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendConfig {
+    /// Messages per minute to the relay, all recipients together. 0 = unlimited.
+    pub rate_per_minute: u32,
+    /// Seconds between two messages to the same address.
+    pub recipient_gap_secs: u64,
+    /// The first retry after a temporary failure; each further retry waits twice as long.
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// Attempts before a message is held for an analyst.
+    pub max_attempts: i64,
+    /// A message left `sending` this long (its sender was killed) is sent again.
+    pub stale_after_secs: u64,
+}
+
+impl Default for SendConfig {
+    fn default() -> Self {
+        SendConfig {
+            rate_per_minute: 60,
+            recipient_gap_secs: 10,
+            retry_base_secs: 300,
+            retry_max_secs: 6 * 3600,
+            max_attempts: 12,
+            stale_after_secs: 600,
+        }
+    }
 }
 
 /// `[store]`: where results are kept.

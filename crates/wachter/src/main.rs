@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod constituency;
 mod demo;
+mod notify;
 mod scan;
 mod summary;
 

@@ -1,0 +1,588 @@
+//! Notifications in the store: campaigns, the outbox, and which findings each message told.
+//!
+//! The rules the rest of wachter relies on:
+//! - a message is stored exactly as it will be sent (the formatted RFC 5322 bytes), so what
+//!   the owner received can always be shown again;
+//! - a finding counts as *notified* from the moment a message about it is queued, unless
+//!   that message is cancelled; the repeat interval is checked again inside the transaction
+//!   that queues a campaign, so two campaigns (or two analysts) cannot both tell the same
+//!   finding inside the interval;
+//! - sending claims a message with one conditional update (`queued` → `sending`), so two
+//!   senders never send the same message; a message left `sending` by a killed sender is
+//!   claimed again once it is stale (at-least-once: the Message-ID stays the same).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::db::{Db, Row, Value, vals};
+use crate::{Store, StoreError};
+
+/// An open finding with everything a notice about it needs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct NoticeCandidate {
+    pub finding_id: i64,
+    pub service_id: i64,
+    pub ip: String,
+    pub port: u16,
+    pub hostname: String,
+    pub cve: String,
+    pub state: String,
+    pub basis: String,
+    pub detail: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// The earliest time the finding was recorded `vulnerable`.
+    pub vulnerable_since: Option<String>,
+    /// The newest observation of the service that found it open (the whole record, JSON).
+    pub record: Option<String>,
+    pub organisation_id: Option<i64>,
+    pub organisation: Option<String>,
+    pub sector: Option<String>,
+    pub asn: Option<i64>,
+    pub holder: Option<String>,
+    pub country: Option<String>,
+    pub registry_network: Option<String>,
+    /// The registry's name for that network: its organisation's name, else its netname.
+    pub registry_name: Option<String>,
+    pub abuse_mailboxes: Vec<String>,
+    /// Messages (not cancelled) that told this finding before.
+    pub notified_count: i64,
+    /// When the newest of them was queued.
+    pub last_notified: Option<String>,
+}
+
+/// A campaign to record.
+#[derive(Clone, Debug, Serialize)]
+pub struct NewCampaign {
+    pub name: String,
+    pub cve: String,
+    pub tlp: String,
+    pub language: String,
+    /// Everything the campaign was made with (reporter, interval, filters), JSON.
+    pub params: serde_json::Value,
+    /// What was decided per finding (queued, suppressed, unroutable…), JSON.
+    pub summary: serde_json::Value,
+    /// Tickets read `<prefix>-<number>`.
+    pub ticket_prefix: String,
+    /// A finding notified (by a message not cancelled) after this time may not be told
+    /// again by this campaign (RFC 3339; the end of the repeat interval).
+    pub not_notified_since: String,
+}
+
+/// One message of a campaign, before it has a ticket.
+#[derive(Clone, Debug, Serialize)]
+pub struct NewMessage {
+    pub organisation_id: Option<i64>,
+    pub recipient_name: String,
+    pub language: String,
+    pub round: i64,
+    /// The findings it tells, with their state when told.
+    pub findings: Vec<(i64, String)>,
+}
+
+/// A message rendered for its ticket.
+#[derive(Clone, Debug)]
+pub struct MailContent {
+    pub mail_from: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub message_id: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What a campaign queued.
+#[derive(Clone, Debug, Serialize)]
+pub struct CampaignCreated {
+    pub campaign_id: i64,
+    pub tickets: Vec<String>,
+}
+
+/// A message in the outbox, without its bytes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub ticket: String,
+    pub recipient_name: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub round: i64,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: String,
+    pub last_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub smtp_response: Option<String>,
+    pub sent_at: Option<String>,
+    pub created_at: String,
+    pub findings: i64,
+}
+
+/// A message to send.
+#[derive(Clone, Debug)]
+pub struct OutgoingMessage {
+    pub id: i64,
+    pub ticket: String,
+    pub mail_from: String,
+    pub recipients: Vec<String>,
+    pub message_id: String,
+    pub bytes: Vec<u8>,
+    pub attempts: i64,
+}
+
+/// A campaign with its messages counted by state.
+#[derive(Clone, Debug, Serialize)]
+pub struct CampaignRow {
+    pub id: i64,
+    pub name: String,
+    pub cve: String,
+    pub created_at: String,
+    pub tlp: String,
+    pub language: String,
+    pub messages: HashMap<String, i64>,
+    pub summary: serde_json::Value,
+}
+
+const OUTBOX_COLUMNS: &str = "m.id, m.campaign_id, m.ticket, m.recipient_name, m.recipients, m.subject, m.round, m.state, m.attempts, m.next_attempt_at, \
+     m.last_attempt_at, m.last_error, m.smtp_response, m.sent_at, m.created_at, \
+     (SELECT COUNT(*) FROM notifications n WHERE n.message_id = m.id)";
+
+/// Message states that count as "this finding was told".
+const TOLD: &str = "m.state <> 'cancelled'";
+
+impl Store {
+    /// Open findings (`vulnerable`, `mitigated`) of one CVE (or of all) with their
+    /// service, owner, newest open observation and notification history, by address.
+    pub fn notice_candidates(&self, cve: Option<&str>) -> Result<Vec<NoticeCandidate>, StoreError> {
+        let sql = format!(
+            "SELECT f.id, s.id, s.ip, s.port, s.hostname, f.cve, f.state, f.basis, f.detail, f.first_seen, f.last_seen, \
+             (SELECT MIN(h.at) FROM finding_history h WHERE h.finding_id = f.id AND h.to_state = 'vulnerable'), \
+             (SELECT o.record FROM observations o WHERE o.service_id = s.id AND o.status = 'open' ORDER BY o.id DESC LIMIT 1), \
+             a.organisation_id, org.name, org.sector, a.asn, a.holder, a.country, a.registry_network, a.abuse_mailboxes, \
+             (SELECT COUNT(*) FROM notifications n JOIN messages m ON m.id = n.message_id WHERE n.finding_id = f.id AND {TOLD}), \
+             (SELECT MAX(m.created_at) FROM notifications n JOIN messages m ON m.id = n.message_id WHERE n.finding_id = f.id AND {TOLD}), \
+             a.detail \
+             FROM findings f JOIN services s ON s.id = f.service_id \
+             LEFT JOIN attributions a ON a.service_id = s.id \
+             LEFT JOIN organisations org ON org.id = a.organisation_id \
+             WHERE (?1 = '' OR upper(f.cve) = upper(?1)) AND f.state IN ('vulnerable', 'mitigated') \
+             ORDER BY s.ip, s.port, s.hostname, f.cve"
+        );
+        let rows = self.db.query(&sql, vals![cve.unwrap_or("")])?;
+        let col = |e| self.db.column_error(e);
+        rows.iter()
+            .map(|r| -> Result<NoticeCandidate, crate::db::ColumnError> {
+                Ok(NoticeCandidate {
+                    finding_id: r.int(0)?,
+                    service_id: r.int(1)?,
+                    ip: r.text(2)?,
+                    port: u16::try_from(r.int(3)?).unwrap_or(0),
+                    hostname: r.text(4)?,
+                    cve: r.text(5)?,
+                    state: r.text(6)?,
+                    basis: r.text(7)?,
+                    detail: r.text(8)?,
+                    first_seen: r.text(9)?,
+                    last_seen: r.text(10)?,
+                    vulnerable_since: r.opt_text(11)?,
+                    record: r.opt_text(12)?,
+                    organisation_id: r.opt_int(13)?,
+                    organisation: r.opt_text(14)?,
+                    sector: r.opt_text(15)?,
+                    asn: r.opt_int(16)?,
+                    holder: r.opt_text(17)?,
+                    country: r.opt_text(18)?,
+                    registry_network: r.opt_text(19)?,
+                    abuse_mailboxes: r
+                        .opt_text(20)?
+                        .and_then(|s| serde_json::from_str(&s).ok())
+                        .unwrap_or_default(),
+                    notified_count: r.int(21)?,
+                    last_notified: r.opt_text(22)?,
+                    registry_name: r.opt_text(23)?.and_then(|detail| registry_name(&detail)),
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(col)
+    }
+
+    /// Records a campaign and queues its messages, in one transaction. `render` is called
+    /// once per message with its ticket and must return the message as it will be sent;
+    /// if it fails, nothing is recorded. Fails with [`StoreError::Conflict`] when one of
+    /// the findings was notified after `campaign.not_notified_since` (by another campaign
+    /// queued meanwhile): nothing is recorded then either.
+    pub fn create_campaign(
+        &self,
+        campaign: &NewCampaign,
+        messages: &[NewMessage],
+        render: &mut dyn FnMut(&str, &NewMessage) -> Result<MailContent, String>,
+    ) -> Result<CampaignCreated, StoreError> {
+        let now = timestamp(time::OffsetDateTime::now_utc());
+        self.db.write(|db| {
+            let finding_ids: Vec<i64> = messages
+                .iter()
+                .flat_map(|m| m.findings.iter().map(|(id, _)| *id))
+                .collect();
+            recheck_interval(db, &finding_ids, &campaign.not_notified_since)?;
+            let row = db.query_one(
+                "INSERT INTO campaigns (name, cve, created_at, tlp, language, params, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                vals![
+                    &campaign.name,
+                    &campaign.cve,
+                    &now,
+                    &campaign.tlp,
+                    &campaign.language,
+                    campaign.params.to_string(),
+                    campaign.summary.to_string()
+                ],
+            )?;
+            let campaign_id = returned_id(db, row)?;
+            let mut tickets = Vec::with_capacity(messages.len());
+            for message in messages {
+                // The ticket number is the row id, so it is unique across campaigns and
+                // engines; the row is written first and filled once rendered.
+                let row = db.query_one(
+                    "INSERT INTO messages (campaign_id, ticket, organisation_id, recipient_name, mail_from, recipients, subject, language, round, message, message_id, state, next_attempt_at, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, '', '[]', '', ?5, ?6, ?7, '', 'queued', ?8, ?8) RETURNING id",
+                    vec![
+                        Value::Int(campaign_id),
+                        Value::Text(format!("pending-{campaign_id}-{}", tickets.len())),
+                        message.organisation_id.into(),
+                        (&message.recipient_name).into(),
+                        (&message.language).into(),
+                        Value::Int(message.round),
+                        Value::Blob(Vec::new()),
+                        (&now).into(),
+                    ],
+                )?;
+                let id = returned_id(db, row)?;
+                let ticket = ticket(&campaign.ticket_prefix, id);
+                let content = render(&ticket, message).map_err(|detail| StoreError::Operation {
+                    location: db.location().to_string(),
+                    detail: format!("message {ticket} could not be built: {detail}"),
+                })?;
+                db.execute(
+                    "UPDATE messages SET ticket = ?2, mail_from = ?3, recipients = ?4, subject = ?5, message = ?6, message_id = ?7 WHERE id = ?1",
+                    vec![
+                        Value::Int(id),
+                        (&ticket).into(),
+                        content.mail_from.into(),
+                        json_list(&content.recipients).into(),
+                        content.subject.into(),
+                        Value::Blob(content.bytes),
+                        content.message_id.into(),
+                    ],
+                )?;
+                for (finding_id, state) in &message.findings {
+                    db.execute(
+                        "INSERT INTO notifications (message_id, finding_id, finding_state) VALUES (?1, ?2, ?3)",
+                        vals![id, *finding_id, state],
+                    )?;
+                }
+                tickets.push(ticket);
+            }
+            Ok(CampaignCreated {
+                campaign_id,
+                tickets,
+            })
+        })
+    }
+
+    /// Campaigns, newest first, with their messages counted by state.
+    pub fn campaigns(&self) -> Result<Vec<CampaignRow>, StoreError> {
+        let rows = self.db.query(
+            "SELECT id, name, cve, created_at, tlp, language, summary FROM campaigns ORDER BY id DESC",
+            vals![],
+        )?;
+        let counts = self.db.query(
+            "SELECT campaign_id, state, COUNT(*) FROM messages GROUP BY campaign_id, state",
+            vals![],
+        )?;
+        let col = |e| self.db.column_error(e);
+        let mut by_campaign: HashMap<i64, HashMap<String, i64>> = HashMap::new();
+        for r in &counts {
+            by_campaign
+                .entry(r.int(0).map_err(col)?)
+                .or_default()
+                .insert(r.text(1).map_err(col)?, r.int(2).map_err(col)?);
+        }
+        rows.iter()
+            .map(|r| {
+                let id = r.int(0)?;
+                Ok(CampaignRow {
+                    id,
+                    name: r.text(1)?,
+                    cve: r.text(2)?,
+                    created_at: r.text(3)?,
+                    tlp: r.text(4)?,
+                    language: r.text(5)?,
+                    messages: by_campaign.remove(&id).unwrap_or_default(),
+                    summary: serde_json::from_str(&r.text(6)?).unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(col)
+    }
+
+    /// The outbox, oldest first: every message of one campaign, or of all.
+    pub fn outbox(&self, campaign_id: Option<i64>) -> Result<Vec<OutboxRow>, StoreError> {
+        let (filter, params) = match campaign_id {
+            Some(id) => ("WHERE m.campaign_id = ?1", vals![id]),
+            None => ("", vals![]),
+        };
+        let rows = self.db.query(
+            &format!("SELECT {OUTBOX_COLUMNS} FROM messages m {filter} ORDER BY m.id"),
+            params,
+        )?;
+        self.outbox_rows(&rows)
+    }
+
+    /// Messages waiting to be sent: queued and due at `now`, or left `sending` by a sender
+    /// that stopped before `stale_before`. Oldest first.
+    pub fn due_messages(
+        &self,
+        now: &str,
+        stale_before: &str,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = self.db.query(
+            &format!(
+                "SELECT {OUTBOX_COLUMNS} FROM messages m \
+                 WHERE (m.state = 'queued' AND m.next_attempt_at <= ?1) OR (m.state = 'sending' AND m.last_attempt_at < ?2) \
+                 ORDER BY m.next_attempt_at, m.id LIMIT ?3"
+            ),
+            vals![now, stale_before, limit],
+        )?;
+        self.outbox_rows(&rows)
+    }
+
+    /// When the next queued message falls due, if any is queued.
+    pub fn next_due(&self) -> Result<Option<String>, StoreError> {
+        let row = self.db.query_one(
+            "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'queued'",
+            vals![],
+        )?;
+        match row {
+            Some(r) => r.opt_text(0).map_err(|e| self.db.column_error(e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes a due message for sending: `None` when another sender took it first.
+    pub fn claim_message(
+        &self,
+        id: i64,
+        now: &str,
+        stale_before: &str,
+    ) -> Result<Option<OutgoingMessage>, StoreError> {
+        let claimed = self.db.execute(
+            "UPDATE messages SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?2 \
+             WHERE id = ?1 AND (state = 'queued' OR (state = 'sending' AND last_attempt_at < ?3))",
+            vals![id, now, stale_before],
+        )?;
+        if claimed == 0 {
+            return Ok(None);
+        }
+        let row = self.db.query_one(
+            "SELECT id, ticket, mail_from, recipients, message_id, message, attempts FROM messages WHERE id = ?1",
+            vals![id],
+        )?;
+        let Some(r) = row else { return Ok(None) };
+        let col = |e| self.db.column_error(e);
+        Ok(Some(OutgoingMessage {
+            id: r.int(0).map_err(col)?,
+            ticket: r.text(1).map_err(col)?,
+            mail_from: r.text(2).map_err(col)?,
+            recipients: serde_json::from_str(&r.text(3).map_err(col)?).unwrap_or_default(),
+            message_id: r.text(4).map_err(col)?,
+            bytes: r.blob(5).map_err(col)?,
+            attempts: r.int(6).map_err(col)?,
+        }))
+    }
+
+    /// The relay accepted the message.
+    pub fn message_sent(&self, id: i64, response: &str, now: &str) -> Result<(), StoreError> {
+        self.db.execute(
+            "UPDATE messages SET state = 'sent', smtp_response = ?2, sent_at = ?3, last_error = NULL WHERE id = ?1",
+            vals![id, response, now],
+        )?;
+        Ok(())
+    }
+
+    /// Delivery failed: the message is queued again for `retry_at`, or held (not retried
+    /// until an analyst says so) when `retry_at` is `None`. The error is kept either way.
+    pub fn message_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match retry_at {
+            Some(at) => self.db.execute(
+                "UPDATE messages SET state = 'queued', last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                vals![id, error, at],
+            )?,
+            None => self.db.execute(
+                "UPDATE messages SET state = 'held', last_error = ?2 WHERE id = ?1",
+                vals![id, error],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// Queues held (or failed) messages again, due now. Returns how many changed.
+    pub fn requeue_messages(&self, tickets: &[String]) -> Result<u64, StoreError> {
+        let now = timestamp(time::OffsetDateTime::now_utc());
+        self.db.write(|db| {
+            let mut changed = 0;
+            for ticket in tickets {
+                changed += db.execute(
+                    "UPDATE messages SET state = 'queued', next_attempt_at = ?2 WHERE ticket = ?1 AND state = 'held'",
+                    vals![ticket, &now],
+                )?;
+            }
+            Ok(changed)
+        })
+    }
+
+    /// Cancels messages not sent yet: their findings count as not told. Returns how many
+    /// changed (a message being sent or already sent cannot be cancelled).
+    pub fn cancel_messages(&self, tickets: &[String]) -> Result<u64, StoreError> {
+        self.db.write(|db| {
+            let mut changed = 0;
+            for ticket in tickets {
+                changed += db.execute(
+                    "UPDATE messages SET state = 'cancelled' WHERE ticket = ?1 AND state IN ('queued', 'held')",
+                    vals![ticket],
+                )?;
+            }
+            Ok(changed)
+        })
+    }
+
+    /// One message as stored: its outbox row and its bytes (what was, or will be, sent).
+    pub fn message(&self, ticket: &str) -> Result<Option<(OutboxRow, Vec<u8>)>, StoreError> {
+        let rows = self.db.query(
+            &format!("SELECT {OUTBOX_COLUMNS}, m.message FROM messages m WHERE m.ticket = ?1"),
+            vals![ticket],
+        )?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let outbox = self.outbox_rows(std::slice::from_ref(r))?;
+        let bytes = r.blob(16).map_err(|e| self.db.column_error(e))?;
+        Ok(outbox.into_iter().next().map(|row| (row, bytes)))
+    }
+
+    /// When each address was last sent a message, for the per-recipient rate.
+    pub fn last_sent_to(&self, since: &str) -> Result<HashMap<String, String>, StoreError> {
+        let rows = self.db.query(
+            "SELECT recipients, sent_at FROM messages WHERE state = 'sent' AND sent_at >= ?1",
+            vals![since],
+        )?;
+        let col = |e| self.db.column_error(e);
+        let mut last: HashMap<String, String> = HashMap::new();
+        for r in &rows {
+            let sent_at = r.text(1).map_err(col)?;
+            let recipients: Vec<String> =
+                serde_json::from_str(&r.text(0).map_err(col)?).unwrap_or_default();
+            for address in recipients {
+                let entry = last.entry(address.to_ascii_lowercase()).or_default();
+                if *entry < sent_at {
+                    *entry = sent_at.clone();
+                }
+            }
+        }
+        Ok(last)
+    }
+
+    fn outbox_rows(&self, rows: &[Row]) -> Result<Vec<OutboxRow>, StoreError> {
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: r.int(0)?,
+                    campaign_id: r.int(1)?,
+                    ticket: r.text(2)?,
+                    recipient_name: r.text(3)?,
+                    recipients: serde_json::from_str(&r.text(4)?).unwrap_or_default(),
+                    subject: r.text(5)?,
+                    round: r.int(6)?,
+                    state: r.text(7)?,
+                    attempts: r.int(8)?,
+                    next_attempt_at: r.text(9)?,
+                    last_attempt_at: r.opt_text(10)?,
+                    last_error: r.opt_text(11)?,
+                    smtp_response: r.opt_text(12)?,
+                    sent_at: r.opt_text(13)?,
+                    created_at: r.text(14)?,
+                    findings: r.int(15)?,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db.column_error(e))
+    }
+}
+
+/// Times in the outbox (see [`wachter_core::stamp`]): comparing the text compares the times.
+pub fn timestamp(t: time::OffsetDateTime) -> String {
+    wachter_core::stamp::utc(t)
+}
+
+/// `<prefix>-<number>`: numbers start at 10000001 (as in IntelMQ mailgen) so every ticket
+/// has the same width for years.
+pub fn ticket(prefix: &str, message_id: i64) -> String {
+    format!("{prefix}-{}", 10_000_000 + message_id)
+}
+
+/// Refuses the campaign when a finding was told after the cutoff (see [`NewCampaign`]).
+fn recheck_interval(db: &Db, finding_ids: &[i64], cutoff: &str) -> Result<(), StoreError> {
+    for chunk in finding_ids.chunks(500) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
+        let mut params = vals![cutoff];
+        params.extend(chunk.iter().map(|id| Value::Int(*id)));
+        let row = db.query_one(
+            &format!(
+                "SELECT COUNT(*) FROM notifications n JOIN messages m ON m.id = n.message_id \
+                 WHERE {TOLD} AND m.created_at > ?1 AND n.finding_id IN ({})",
+                placeholders.join(", ")
+            ),
+            params,
+        )?;
+        let told = match row {
+            Some(r) => r.int(0).map_err(|e| db.column_error(e))?,
+            None => 0,
+        };
+        if told > 0 {
+            return Err(StoreError::Conflict {
+                location: db.location().to_string(),
+                detail: format!(
+                    "{told} of these findings were notified since {cutoff} by another campaign; nothing was queued, run the campaign again"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `org_name`, else `netname`, of the registry network an attribution recorded.
+fn registry_name(detail: &str) -> Option<String> {
+    let detail: serde_json::Value = serde_json::from_str(detail).ok()?;
+    let registry = detail.get("registry")?;
+    ["org_name", "netname"]
+        .iter()
+        .find_map(|key| registry.get(*key).and_then(|v| v.as_str()))
+        .filter(|name| !name.trim().is_empty())
+        .map(String::from)
+}
+
+fn returned_id(db: &Db, row: Option<Row>) -> Result<i64, StoreError> {
+    match row {
+        Some(r) => r.int(0).map_err(|e| db.column_error(e)),
+        None => Err(db.column_error(crate::db::ColumnError("no id returned".into()))),
+    }
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}

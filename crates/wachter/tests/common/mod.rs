@@ -1,0 +1,153 @@
+//! Helpers shared by the command-line tests: running the binary, temporary files, the
+//! databases a store test runs on, and a small lab.
+
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use wachter_lab::{Behaviour, HostSpec, KeyKind, Lab, LabOptions};
+
+pub fn wachter(args: &[&str]) -> Output {
+    wachter_with_stdin(args, None)
+}
+
+/// Runs wachter (off the runtime), asserts it succeeded, and parses its JSON output.
+pub async fn wachter_json(args: &[&str]) -> serde_json::Value {
+    let out = wachter_async(args).await;
+    assert_exit(&out, 0);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs wachter off the async runtime, so the lab hosts this test serves keep answering.
+pub async fn wachter_async(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        wachter(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
+}
+
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn wachter_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wachter"))
+        .args(args)
+        .env_remove("WACHTER_CONFIG")
+        // Scans record in ./wachter.db by default: give each test process its own folder.
+        .current_dir(work_dir())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+pub fn work_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wachter-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn temp(name: &str, content: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("wachter-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+pub fn records(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The databases a store test runs on: a fresh SQLite file, and a fresh PostgreSQL
+/// database when the suite has a server (`.ci/run` always does).
+pub fn databases(name: &str) -> Vec<String> {
+    let file = work_dir().join(format!("{name}.db"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+    let mut all = vec![file.display().to_string()];
+    all.extend(wachter_store::testing::postgres_database(&format!(
+        "cli_{name}_{}",
+        std::process::id()
+    )));
+    all
+}
+
+/// The integers one row of `sql` holds, read straight from either backend (`None` while
+/// the database or its tables do not exist yet).
+pub fn query_ints(db: &str, sql: &str) -> Option<Vec<i64>> {
+    let (db, sql) = (db.to_string(), sql.to_string());
+    // The synchronous PostgreSQL client must not run on an async runtime's thread.
+    std::thread::spawn(move || {
+        if wachter_store::is_postgres_url(&db) {
+            let mut client = postgres::Client::connect(&db, postgres::NoTls).ok()?;
+            let row = client.query_one(&sql, &[]).ok()?;
+            Some((0..row.len()).map(|i| row.get::<_, i64>(i)).collect())
+        } else {
+            let conn = rusqlite::Connection::open_with_flags(
+                &db,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .ok()?;
+            conn.query_row(&sql, [], |r| {
+                (0..r.as_ref().column_count())
+                    .map(|i| r.get::<_, i64>(i))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .ok()
+        }
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
+pub async fn lab(block_start: &str, behaviours: &[Behaviour]) -> Lab {
+    let first: std::net::Ipv4Addr = block_start.parse().unwrap();
+    let hosts = behaviours
+        .iter()
+        .enumerate()
+        .map(|(i, b)| HostSpec {
+            ip: std::net::Ipv4Addr::from(u32::from(first) + i as u32).into(),
+            port: 18443,
+            behaviour: *b,
+            hostname: None,
+        })
+        .collect();
+    Lab::start(
+        hosts,
+        &LabOptions {
+            key: KeyKind::Ecdsa,
+            drip_interval: Duration::from_millis(50),
+            log_requests: false,
+        },
+    )
+    .await
+    .unwrap()
+}
