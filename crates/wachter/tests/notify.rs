@@ -715,3 +715,89 @@ async fn a_relay_that_is_down_leaves_messages_queued_with_the_error() {
     let outbox = wachter_json(&["outbox", "list", "--db", &db, "--json"]).await;
     assert_eq!(outbox[0]["attempts"], 1);
 }
+
+/// Two organisations with one IT provider as their contact: both messages are delivered,
+/// the second no sooner than `recipient_gap_secs` after the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_gets_one_message_per_gap() {
+    let Some(python) = wachter_notify::testing::interop_python() else {
+        return;
+    };
+    let db = work_dir().join("notify-gap.db").display().to_string();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{db}{suffix}"));
+    }
+    let targets = temp("notify-gap-targets.txt", "127.82.0.1\n127.82.1.1\n");
+    let lab = lab_at(&[
+        ("127.82.0.1", Behaviour::NsVulnerable),
+        ("127.82.1.1", Behaviour::NsMitigated),
+    ])
+    .await;
+    scan(&db, &targets, 82).await;
+    drop(lab);
+    let orgs = temp(
+        "notify-gap-orgs.toml",
+        r#"
+[[organisation]]
+name = "Huisartsenpost Noord"
+networks = ["127.82.0.0/24"]
+[[organisation.contacts]]
+email = "Servicedesk@IT-Provider.test"
+
+[[organisation]]
+name = "Huisartsenpost Zuid"
+networks = ["127.82.1.0/24"]
+[[organisation.contacts]]
+email = "servicedesk@it-provider.test"
+"#,
+    );
+    assert_exit(
+        &wachter_async(&["org", "import", orgs.to_str().unwrap(), "--db", &db]).await,
+        0,
+    );
+    assert_exit(&wachter_async(&["attribute", "--db", &db]).await, 0);
+    let smtp = SmtpServer::start(&python, "gap");
+    let config = config("notify-gap", smtp.addr(), 82, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("recipient_gap_secs = 0", "recipient_gap_secs = 2");
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+    let queued = wachter_json(&[
+        "--config",
+        config,
+        "campaign",
+        "new",
+        "--cve",
+        "CVE-2019-19781",
+        "--db",
+        &db,
+        "--json",
+    ])
+    .await;
+    assert_eq!(
+        queued["messages"].as_array().unwrap().len(),
+        2,
+        "{queued:#}"
+    );
+    let out = wachter_async(&["--config", config, "outbox", "send", "--db", &db]).await;
+    assert_exit(&out, 0);
+    assert_eq!(smtp.received(&python).len(), 2);
+    let outbox = wachter_json(&["outbox", "list", "--db", &db, "--json"]).await;
+    let sent_at: Vec<time::OffsetDateTime> = outbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            time::OffsetDateTime::parse(
+                m["sent_at"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+        })
+        .collect();
+    assert!(
+        sent_at[1] - sent_at[0] >= time::Duration::seconds(2),
+        "{sent_at:?}"
+    );
+}
