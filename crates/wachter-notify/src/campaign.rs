@@ -33,10 +33,12 @@ pub struct Candidate {
     pub finding: HostFinding,
     /// The organisation the service was attributed to.
     pub organisation_id: Option<i64>,
-    /// Messages (not cancelled) that told this finding before.
+    /// Messages that told this finding (sent).
     pub notified_count: i64,
-    /// When the newest of them was queued (RFC 3339).
+    /// When it was last told (sent, or queued if still waiting; RFC 3339).
     pub last_notified: Option<String>,
+    /// Messages about it still in the outbox (queued, being sent, held).
+    pub pending: i64,
 }
 
 /// An organisation as a campaign sees it.
@@ -73,6 +75,8 @@ pub enum Outcome {
     Told,
     /// Told less than the repeat interval ago.
     RecentlyTold,
+    /// A message about it is still in the outbox (queued, being sent, or held).
+    Pending,
     /// Its network is suppressed (opt-out).
     Suppressed,
     /// Every address for it is on the do-not-contact list.
@@ -86,6 +90,7 @@ impl Outcome {
         match self {
             Outcome::Told => "told",
             Outcome::RecentlyTold => "recently_told",
+            Outcome::Pending => "pending",
             Outcome::Suppressed => "suppressed",
             Outcome::DoNotContact => "do_not_contact",
             Outcome::Unroutable => "unroutable",
@@ -197,6 +202,13 @@ pub fn plan(
             ));
             continue;
         }
+        if candidate.pending > 0 {
+            plan.decisions.push(decide(
+                Outcome::Pending,
+                "a message about it is still in the outbox (wachter outbox list)".into(),
+            ));
+            continue;
+        }
         if let Some(last) = recently_told(candidate, policy) {
             plan.decisions.push(decide(
                 Outcome::RecentlyTold,
@@ -228,15 +240,23 @@ pub fn plan(
         match route {
             Some(route) => groups.entry(route).or_default().push(candidate),
             None => {
-                let outcome = if f.owner.abuse_contacts.is_empty() {
-                    Outcome::Unroutable
-                } else {
+                // Blocked only if a mailbox that parses is on the list; unparsable ones
+                // leave the finding without an address.
+                let parsable = f
+                    .owner
+                    .abuse_contacts
+                    .iter()
+                    .any(|m| parse_mailbox(m).is_ok());
+                let outcome = if parsable {
                     Outcome::DoNotContact
+                } else {
+                    Outcome::Unroutable
                 };
                 plan.decisions.push(decide(
                     outcome,
                     if outcome == Outcome::Unroutable {
-                        "no organisation and no registry abuse mailbox: find a contact".into()
+                        "no organisation and no usable registry abuse mailbox: find a contact"
+                            .into()
                     } else {
                         "every registry abuse mailbox is on the do-not-contact list".into()
                     },
@@ -691,6 +711,26 @@ mod tests {
             .map(|d| d.finding_id)
             .collect();
         assert_eq!(unroutable, vec![3]);
+    }
+
+    #[test]
+    fn a_finding_with_a_message_in_the_outbox_is_never_told_again() {
+        let mut waiting = candidate(1, "127.0.0.1", "vulnerable", Some(1));
+        waiting.pending = 1;
+        waiting.last_notified = Some("2019-01-01T00:00:00Z".into());
+        let mut policy = policy();
+        policy.repeat_after = time::Duration::ZERO;
+        let plan = plan(&[waiting], &orgs(), &policy);
+        assert!(plan.messages.is_empty());
+        assert_eq!(plan.decisions[0].outcome, Outcome::Pending);
+    }
+
+    #[test]
+    fn unparsable_registry_mailboxes_leave_a_finding_unroutable() {
+        let mut odd = candidate(1, "127.0.5.1", "vulnerable", None);
+        odd.finding.owner.abuse_contacts = vec!["abuse at isp".into(), "".into()];
+        let plan = plan(&[odd], &orgs(), &policy());
+        assert_eq!(plan.decisions[0].outcome, Outcome::Unroutable);
     }
 
     #[test]

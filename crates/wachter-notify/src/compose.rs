@@ -61,6 +61,10 @@ impl Composer<'_> {
             round: u32::try_from(message.round).unwrap_or(u32::MAX),
             previous_notice: message.previous_notice.clone(),
             escalated_to: message.escalated_to.clone(),
+            escalated_as_recipient: message
+                .escalated_to
+                .as_ref()
+                .is_some_and(|cert| message.to.contains(cert)),
             hosts: message.findings.iter().map(HostView::from).collect(),
             generated_at: generated_at.clone(),
         };

@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use lettre::Address;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::text::one_line;
@@ -178,7 +179,25 @@ pub fn build(
             100,
         )));
     }
-    let message_id = format!("<{ticket}@{domain}>");
+    // Ticket numbers restart in a new store (a new case database, a move to PostgreSQL);
+    // a token from the date, sender and recipients keeps the Message-ID unique across
+    // stores, while the same headers (a resend of the stored bytes) keep it stable.
+    let mut hash = Sha256::new();
+    for part in [
+        headers.from.as_str(),
+        &headers.date.unix_timestamp().to_string(),
+    ]
+    .into_iter()
+    .chain(headers.to.iter().chain(&headers.cc).map(String::as_str))
+    {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    let token: String = hash.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let message_id = format!("<{ticket}.{token}@{domain}>");
 
     let from = parse_field("From", &headers.from)?;
     let mut builder = lettre::Message::builder()
@@ -311,7 +330,12 @@ mod tests {
     #[test]
     fn builds_headers_and_envelope() {
         let built = build(&headers(), "Hello", Some("<p>Hello</p>"), &[]).unwrap();
-        assert_eq!(built.message_id, "<WACHTER-10000042@example.org>");
+        assert!(
+            built.message_id.starts_with("<WACHTER-10000042.")
+                && built.message_id.ends_with("@example.org>"),
+            "{}",
+            built.message_id
+        );
         assert_eq!(built.from, "cert@example.org");
         assert_eq!(
             built.recipients,
@@ -319,7 +343,7 @@ mod tests {
         );
         let block = header_block(&built.bytes);
         assert!(
-            block.contains("Message-ID: <WACHTER-10000042@example.org>"),
+            block.contains(&format!("Message-ID: {}", built.message_id)),
             "{block}"
         );
         assert!(block.contains("X-Wachter-Ticket: WACHTER-10000042"));
@@ -329,6 +353,15 @@ mod tests {
         assert!(block.contains("Date: Thu, 02 Jan 2020"), "{block}");
         assert!(block.contains("multipart/alternative"));
         assert!(built.bytes.is_ascii());
+    }
+
+    #[test]
+    fn a_ticket_reused_by_another_store_gets_another_message_id() {
+        let a = build(&headers(), "Hello", None, &[]).unwrap();
+        let mut later = headers();
+        later.date += time::Duration::days(400);
+        let b = build(&later, "Hello", None, &[]).unwrap();
+        assert_ne!(a.message_id, b.message_id);
     }
 
     #[test]

@@ -102,6 +102,10 @@ pub struct SendError {
     /// retry automatically. False for everything that may pass later, and for
     /// configuration errors (a fixed config should send the message after all).
     pub permanent: bool,
+    /// The relay itself failed (cannot connect, TLS, a timeout, authentication refused,
+    /// 421), not this message: the next message would fail the same way, so a sender
+    /// stops instead of burning through the outbox.
+    pub relay: bool,
     pub message: String,
 }
 
@@ -122,6 +126,7 @@ impl SendError {
     fn temporary(message: String) -> Self {
         SendError {
             permanent: false,
+            relay: true,
             message,
         }
     }
@@ -217,6 +222,7 @@ impl Mailer {
     ) -> Result<Delivered, SendError> {
         let permanent = |message: String| SendError {
             permanent: true,
+            relay: false,
             message,
         };
         let from = Address::from_str(from.trim())
@@ -265,8 +271,19 @@ impl Mailer {
         if let Some(password) = &self.password {
             detail = detail.replace(password.as_str(), "[redacted]");
         }
+        let code = e.status().map(|c| c.to_string());
+        // 530/534/535/538: authentication or TLS required or refused; 421/454: the service
+        // or TLS is not available. The relay's problem (or the config's), not the message's.
+        let relay_code = matches!(
+            code.as_deref(),
+            Some("421" | "454" | "530" | "534" | "535" | "538")
+        );
+        // A relay without SMTPUTF8 will never take an internationalised address.
+        let utf8 = detail.contains("SMTPUTF8");
+        let message_level = (e.is_permanent() || e.is_transient()) && !relay_code;
         SendError {
-            permanent: e.is_permanent(),
+            permanent: (e.is_permanent() && !relay_code) || utf8,
+            relay: !message_level && !utf8,
             message: format!("{what} {}: {detail}", self.relay),
         }
     }

@@ -89,6 +89,9 @@ pub struct MessageContext {
     pub previous_notice: Option<String>,
     /// The sector CERT in copy.
     pub escalated_to: Option<String>,
+    /// The message goes to the sector CERT instead of the organisation (no one there could
+    /// be reached); `escalated_to` names it.
+    pub escalated_as_recipient: bool,
     /// Sorted by [`sort_hosts`] when rendered: vulnerable first, then mitigated.
     pub hosts: Vec<HostView>,
     /// RFC 3339.
@@ -315,6 +318,7 @@ impl MessageContext {
             round,
             previous_notice: later.then(|| "2020-01-14T10:00:00Z".into()),
             escalated_to: later.then(|| "Z-CERT".into()),
+            escalated_as_recipient: false,
             hosts: [&vulnerable, &mitigated_late, &version_only]
                 .into_iter()
                 .map(HostView::from)
@@ -681,7 +685,15 @@ fn check_contexts() -> Vec<MessageContext> {
         basis: "probe".into(),
         ..HostFinding::default()
     })];
-    vec![MessageContext::example(1), MessageContext::example(2), bare]
+    // Written to the sector CERT because no one at the organisation could be reached.
+    let mut to_cert = MessageContext::example(2);
+    to_cert.escalated_as_recipient = true;
+    vec![
+        MessageContext::example(1),
+        MessageContext::example(2),
+        bare,
+        to_cert,
+    ]
 }
 
 fn detail(e: &minijinja::Error) -> String {
@@ -906,6 +918,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_message_to_the_sector_cert_asks_it_to_pass_it_on() {
+        let t = Templates::builtin();
+        let mut ctx = MessageContext::example(2);
+        ctx.escalated_as_recipient = true;
+        let en = t.render("en", &ctx).unwrap();
+        assert!(en.text.contains("Dear colleagues at Z-CERT"), "{}", en.text);
+        assert!(en.text.contains("please pass this message on"));
+        assert!(!en.text.contains("In copy:"));
+        assert!(en.html.contains("please pass this message on"));
+        let nl = t.render("nl", &ctx).unwrap();
+        assert!(
+            nl.text.contains("Beste collega's van Z-CERT"),
+            "{}",
+            nl.text
+        );
+        assert!(!nl.text.contains("In kopie:"));
+        ctx.escalated_as_recipient = false;
+        assert!(
+            t.render("en", &ctx)
+                .unwrap()
+                .text
+                .contains("In copy: Z-CERT")
+        );
+    }
+
     fn hostile_context() -> MessageContext {
         let mut ctx = MessageContext::example(2);
         ctx.organisation = "Evil <script>alert(1)</script> Org\r\nBcc: x@y".into();
@@ -1012,7 +1050,7 @@ mod tests {
             "[TLP:AMBER] [WACHTER-10000042] Reminder: CVE-2019-19781: 3 Citrix NetScaler hosts at Example Hospital still vulnerable"
         );
         for needle in [
-            "REMINDER: we first told you about these hosts on 2020-01-14.",
+            "REMINDER: we last told you about these hosts on 2020-01-14.",
             "they are still open",
             "Share only within your organisation.",
             "In copy: Z-CERT (your sector CERT), because these hosts are still open",
@@ -1070,7 +1108,7 @@ mod tests {
         );
         assert!(
             r.text.contains(
-                "HERINNERING: wij hebben u op 2020-01-14 over deze systemen geïnformeerd."
+                "HERINNERING: wij hebben u op 2020-01-14 voor het laatst over deze systemen geïnformeerd."
             )
         );
         assert!(r.text.contains("In kopie: Z-CERT (uw sectorale CERT)"));

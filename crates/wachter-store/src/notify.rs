@@ -3,13 +3,16 @@
 //! The rules the rest of wachter relies on:
 //! - a message is stored exactly as it will be sent (the formatted RFC 5322 bytes), so what
 //!   the owner received can always be shown again;
-//! - a finding counts as *notified* from the moment a message about it is queued, unless
-//!   that message is cancelled; the repeat interval is checked again inside the transaction
-//!   that queues a campaign, so two campaigns (or two analysts) cannot both tell the same
-//!   finding inside the interval;
+//! - while a message about a finding waits in the outbox (queued, being sent, held), no
+//!   other message may tell it; once sent, the repeat interval runs from when it was sent.
+//!   Both are checked again inside the transaction that queues a campaign, so two campaigns
+//!   (or two analysts) cannot tell the same finding twice;
+//! - ticket numbers are reserved first, in a short transaction of their own, so messages
+//!   are rendered without holding the store's write lock;
 //! - sending claims a message with one conditional update (`queued` → `sending`), so two
 //!   senders never send the same message; a message left `sending` by a killed sender is
-//!   claimed again once it is stale (at-least-once: the Message-ID stays the same).
+//!   claimed again once it is stale (at-least-once: the Message-ID stays the same); the
+//!   outcome of a send is written only if the claim is still the sender's own.
 
 use std::collections::HashMap;
 
@@ -46,10 +49,12 @@ pub struct NoticeCandidate {
     /// The registry's name for that network: its organisation's name, else its netname.
     pub registry_name: Option<String>,
     pub abuse_mailboxes: Vec<String>,
-    /// Messages (not cancelled) that told this finding before.
+    /// Messages that told this finding (sent).
     pub notified_count: i64,
-    /// When the newest of them was queued.
+    /// When the newest message about it was sent (or queued, if it is still waiting).
     pub last_notified: Option<String>,
+    /// Messages about it still in the outbox (queued, being sent, or held).
+    pub pending: i64,
 }
 
 /// A campaign to record.
@@ -63,16 +68,16 @@ pub struct NewCampaign {
     pub params: serde_json::Value,
     /// What was decided per finding (queued, suppressed, unroutable…), JSON.
     pub summary: serde_json::Value,
-    /// Tickets read `<prefix>-<number>`.
-    pub ticket_prefix: String,
-    /// A finding notified (by a message not cancelled) after this time may not be told
-    /// again by this campaign (RFC 3339; the end of the repeat interval).
+    /// A finding told after this time (see [`timestamp`]; the start of the repeat
+    /// interval), or with a message still in the outbox, may not be told by this campaign.
     pub not_notified_since: String,
 }
 
-/// One message of a campaign, before it has a ticket.
-#[derive(Clone, Debug, Serialize)]
+/// One message of a campaign, rendered for the ticket reserved for it.
+#[derive(Clone, Debug)]
 pub struct NewMessage {
+    pub ticket: String,
+    pub content: MailContent,
     pub organisation_id: Option<i64>,
     pub recipient_name: String,
     pub language: String,
@@ -148,75 +153,95 @@ const OUTBOX_COLUMNS: &str = "m.id, m.campaign_id, m.ticket, m.recipient_name, m
      m.last_attempt_at, m.last_error, m.smtp_response, m.sent_at, m.created_at, \
      (SELECT COUNT(*) FROM notifications n WHERE n.message_id = m.id)";
 
-/// Message states that count as "this finding was told".
+/// Message states that count as "this finding was told" (or will be).
 const TOLD: &str = "m.state <> 'cancelled'";
+
+/// Message states still in the outbox.
+const PENDING: &str = "m.state IN ('queued', 'sending', 'held')";
+
+/// When a message told (or will tell) its findings.
+const TOLD_AT: &str = "COALESCE(m.sent_at, m.created_at)";
 
 impl Store {
     /// Open findings (`vulnerable`, `mitigated`) of one CVE (or of all) with their
     /// service, owner, newest open observation and notification history, by address.
     pub fn notice_candidates(&self, cve: Option<&str>) -> Result<Vec<NoticeCandidate>, StoreError> {
+        let mut all = Vec::new();
+        self.each_notice_candidate(cve, |c| all.push(c))?;
+        all.sort_by(|a, b| {
+            (&a.ip, a.port, &a.hostname, &a.cve).cmp(&(&b.ip, b.port, &b.hostname, &b.cve))
+        });
+        Ok(all)
+    }
+
+    /// [`Store::notice_candidates`], handed over one at a time in finding order and read a
+    /// page at a time: a campaign over a country keeps only what it derives from each
+    /// record, never every record at once.
+    pub fn each_notice_candidate(
+        &self,
+        cve: Option<&str>,
+        mut visit: impl FnMut(NoticeCandidate),
+    ) -> Result<(), StoreError> {
         let sql = format!(
             "SELECT f.id, s.id, s.ip, s.port, s.hostname, f.cve, f.state, f.basis, f.detail, f.first_seen, f.last_seen, \
              (SELECT MIN(h.at) FROM finding_history h WHERE h.finding_id = f.id AND h.to_state = 'vulnerable'), \
              (SELECT o.record FROM observations o WHERE o.service_id = s.id AND o.status = 'open' ORDER BY o.id DESC LIMIT 1), \
              a.organisation_id, org.name, org.sector, a.asn, a.holder, a.country, a.registry_network, a.abuse_mailboxes, \
-             (SELECT COUNT(*) FROM notifications n JOIN messages m ON m.id = n.message_id WHERE n.finding_id = f.id AND {TOLD}), \
-             (SELECT MAX(m.created_at) FROM notifications n JOIN messages m ON m.id = n.message_id WHERE n.finding_id = f.id AND {TOLD}), \
-             a.detail \
+             (SELECT COUNT(*) FROM notifications n JOIN messages m ON m.id = n.message_id WHERE n.finding_id = f.id AND m.state = 'sent'), \
+             (SELECT MAX({TOLD_AT}) FROM notifications n JOIN messages m ON m.id = n.message_id WHERE n.finding_id = f.id AND {TOLD}), \
+             a.detail, \
+             (SELECT COUNT(*) FROM notifications n JOIN messages m ON m.id = n.message_id WHERE n.finding_id = f.id AND {PENDING}) \
              FROM findings f JOIN services s ON s.id = f.service_id \
              LEFT JOIN attributions a ON a.service_id = s.id \
              LEFT JOIN organisations org ON org.id = a.organisation_id \
-             WHERE (?1 = '' OR upper(f.cve) = upper(?1)) AND f.state IN ('vulnerable', 'mitigated') \
-             ORDER BY s.ip, s.port, s.hostname, f.cve"
+             WHERE (?1 = '' OR upper(f.cve) = upper(?1)) AND f.state IN ('vulnerable', 'mitigated') AND f.id > ?2 \
+             ORDER BY f.id LIMIT ?3"
         );
-        let rows = self.db.query(&sql, vals![cve.unwrap_or("")])?;
         let col = |e| self.db.column_error(e);
-        rows.iter()
-            .map(|r| -> Result<NoticeCandidate, crate::db::ColumnError> {
-                Ok(NoticeCandidate {
-                    finding_id: r.int(0)?,
-                    service_id: r.int(1)?,
-                    ip: r.text(2)?,
-                    port: u16::try_from(r.int(3)?).unwrap_or(0),
-                    hostname: r.text(4)?,
-                    cve: r.text(5)?,
-                    state: r.text(6)?,
-                    basis: r.text(7)?,
-                    detail: r.text(8)?,
-                    first_seen: r.text(9)?,
-                    last_seen: r.text(10)?,
-                    vulnerable_since: r.opt_text(11)?,
-                    record: r.opt_text(12)?,
-                    organisation_id: r.opt_int(13)?,
-                    organisation: r.opt_text(14)?,
-                    sector: r.opt_text(15)?,
-                    asn: r.opt_int(16)?,
-                    holder: r.opt_text(17)?,
-                    country: r.opt_text(18)?,
-                    registry_network: r.opt_text(19)?,
-                    abuse_mailboxes: r
-                        .opt_text(20)?
-                        .and_then(|s| serde_json::from_str(&s).ok())
-                        .unwrap_or_default(),
-                    notified_count: r.int(21)?,
-                    last_notified: r.opt_text(22)?,
-                    registry_name: r.opt_text(23)?.and_then(|detail| registry_name(&detail)),
-                })
-            })
-            .collect::<Result<_, _>>()
-            .map_err(col)
+        let mut after = 0;
+        loop {
+            let rows = self
+                .db
+                .query(&sql, vals![cve.unwrap_or(""), after, CANDIDATE_PAGE])?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            after = last.int(0).map_err(col)?;
+            let page = rows.len();
+            for r in rows {
+                visit(candidate_row(&r).map_err(col)?);
+            }
+            if (page as i64) < CANDIDATE_PAGE {
+                return Ok(());
+            }
+        }
     }
 
-    /// Records a campaign and queues its messages, in one transaction. `render` is called
-    /// once per message with its ticket and must return the message as it will be sent;
-    /// if it fails, nothing is recorded. Fails with [`StoreError::Conflict`] when one of
-    /// the findings was notified after `campaign.not_notified_since` (by another campaign
-    /// queued meanwhile): nothing is recorded then either.
+    /// Reserves `count` ticket numbers (`<prefix>-<number>`), unique in this store, in a
+    /// short transaction: messages are then rendered without the write lock.
+    pub fn reserve_tickets(&self, prefix: &str, count: usize) -> Result<Vec<String>, StoreError> {
+        let now = timestamp(time::OffsetDateTime::now_utc());
+        self.db.write(|db| {
+            let mut tickets = Vec::with_capacity(count);
+            for _ in 0..count {
+                let row = db.query_one(
+                    "INSERT INTO ticket_numbers (reserved_at) VALUES (?1) RETURNING id",
+                    vals![&now],
+                )?;
+                tickets.push(ticket(prefix, returned_id(db, row)?));
+            }
+            Ok(tickets)
+        })
+    }
+
+    /// Records a campaign and queues its messages, in one transaction. Fails with
+    /// [`StoreError::Conflict`], recording nothing, when one of the findings was told
+    /// after `campaign.not_notified_since` or has a message in the outbox (another
+    /// campaign queued meanwhile).
     pub fn create_campaign(
         &self,
         campaign: &NewCampaign,
         messages: &[NewMessage],
-        render: &mut dyn FnMut(&str, &NewMessage) -> Result<MailContent, String>,
     ) -> Result<CampaignCreated, StoreError> {
         let now = timestamp(time::OffsetDateTime::now_utc());
         self.db.write(|db| {
@@ -240,47 +265,33 @@ impl Store {
             let campaign_id = returned_id(db, row)?;
             let mut tickets = Vec::with_capacity(messages.len());
             for message in messages {
-                // The ticket number is the row id, so it is unique across campaigns and
-                // engines; the row is written first and filled once rendered.
+                let content = &message.content;
                 let row = db.query_one(
                     "INSERT INTO messages (campaign_id, ticket, organisation_id, recipient_name, mail_from, recipients, subject, language, round, message, message_id, state, next_attempt_at, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, '', '[]', '', ?5, ?6, ?7, '', 'queued', ?8, ?8) RETURNING id",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12, ?12) RETURNING id",
                     vec![
                         Value::Int(campaign_id),
-                        Value::Text(format!("pending-{campaign_id}-{}", tickets.len())),
+                        (&message.ticket).into(),
                         message.organisation_id.into(),
                         (&message.recipient_name).into(),
+                        (&content.mail_from).into(),
+                        json_list(&content.recipients).into(),
+                        (&content.subject).into(),
                         (&message.language).into(),
                         Value::Int(message.round),
-                        Value::Blob(Vec::new()),
+                        Value::Blob(content.bytes.clone()),
+                        (&content.message_id).into(),
                         (&now).into(),
                     ],
                 )?;
                 let id = returned_id(db, row)?;
-                let ticket = ticket(&campaign.ticket_prefix, id);
-                let content = render(&ticket, message).map_err(|detail| StoreError::Operation {
-                    location: db.location().to_string(),
-                    detail: format!("message {ticket} could not be built: {detail}"),
-                })?;
-                db.execute(
-                    "UPDATE messages SET ticket = ?2, mail_from = ?3, recipients = ?4, subject = ?5, message = ?6, message_id = ?7 WHERE id = ?1",
-                    vec![
-                        Value::Int(id),
-                        (&ticket).into(),
-                        content.mail_from.into(),
-                        json_list(&content.recipients).into(),
-                        content.subject.into(),
-                        Value::Blob(content.bytes),
-                        content.message_id.into(),
-                    ],
-                )?;
                 for (finding_id, state) in &message.findings {
                     db.execute(
                         "INSERT INTO notifications (message_id, finding_id, finding_state) VALUES (?1, ?2, ?3)",
                         vals![id, *finding_id, state],
                     )?;
                 }
-                tickets.push(ticket);
+                tickets.push(message.ticket.clone());
             }
             Ok(CampaignCreated {
                 campaign_id,
@@ -357,15 +368,28 @@ impl Store {
         self.outbox_rows(&rows)
     }
 
-    /// When the next queued message falls due, if any is queued.
-    pub fn next_due(&self) -> Result<Option<String>, StoreError> {
+    /// When the next queued message that is not due yet at `now` falls due.
+    pub fn next_due_after(&self, now: &str) -> Result<Option<String>, StoreError> {
         let row = self.db.query_one(
-            "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'queued'",
-            vals![],
+            "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'queued' AND next_attempt_at > ?1",
+            vals![now],
         )?;
         match row {
             Some(r) => r.opt_text(0).map_err(|e| self.db.column_error(e)),
             None => Ok(None),
+        }
+    }
+
+    /// Messages still waiting in the outbox: (queued or being sent, held).
+    pub fn outbox_waiting(&self) -> Result<(i64, i64), StoreError> {
+        let row = self.db.query_one(
+            "SELECT COUNT(CASE WHEN state IN ('queued', 'sending') THEN 1 END), COUNT(CASE WHEN state = 'held' THEN 1 END) FROM messages",
+            vals![],
+        )?;
+        let col = |e| self.db.column_error(e);
+        match row {
+            Some(r) => Ok((r.int(0).map_err(col)?, r.int(1).map_err(col)?)),
+            None => Ok((0, 0)),
         }
     }
 
@@ -401,48 +425,62 @@ impl Store {
         }))
     }
 
-    /// The relay accepted the message.
-    pub fn message_sent(&self, id: i64, response: &str, now: &str) -> Result<(), StoreError> {
-        self.db.execute(
-            "UPDATE messages SET state = 'sent', smtp_response = ?2, sent_at = ?3, last_error = NULL WHERE id = ?1",
-            vals![id, response, now],
+    /// The relay accepted the message. `false` when the claim (`attempt`) is no longer
+    /// this sender's: another sender took the message over as stale, and its outcome wins.
+    pub fn message_sent(
+        &self,
+        message: &OutgoingMessage,
+        response: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let changed = self.db.execute(
+            "UPDATE messages SET state = 'sent', smtp_response = ?3, sent_at = ?4, last_error = NULL WHERE id = ?1 AND state = 'sending' AND attempts = ?2",
+            vals![message.id, message.attempts, response, now],
         )?;
-        Ok(())
+        Ok(changed == 1)
     }
 
     /// Delivery failed: the message is queued again for `retry_at`, or held (not retried
     /// until an analyst says so) when `retry_at` is `None`. The error is kept either way.
+    /// `false` when the claim is no longer this sender's (see [`Store::message_sent`]).
     pub fn message_failed(
         &self,
-        id: i64,
+        message: &OutgoingMessage,
         error: &str,
         retry_at: Option<&str>,
-    ) -> Result<(), StoreError> {
-        match retry_at {
+    ) -> Result<bool, StoreError> {
+        let changed = match retry_at {
             Some(at) => self.db.execute(
-                "UPDATE messages SET state = 'queued', last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
-                vals![id, error, at],
+                "UPDATE messages SET state = 'queued', last_error = ?3, next_attempt_at = ?4 WHERE id = ?1 AND state = 'sending' AND attempts = ?2",
+                vals![message.id, message.attempts, error, at],
             )?,
             None => self.db.execute(
-                "UPDATE messages SET state = 'held', last_error = ?2 WHERE id = ?1",
-                vals![id, error],
+                "UPDATE messages SET state = 'held', last_error = ?3 WHERE id = ?1 AND state = 'sending' AND attempts = ?2",
+                vals![message.id, message.attempts, error],
             )?,
         };
-        Ok(())
+        Ok(changed == 1)
     }
 
-    /// Queues held (or failed) messages again, due now. Returns how many changed.
-    pub fn requeue_messages(&self, tickets: &[String]) -> Result<u64, StoreError> {
+    /// Queues held messages again, due now: those with these tickets, or every held one
+    /// (`None`). Returns how many changed.
+    pub fn requeue_messages(&self, tickets: Option<&[String]>) -> Result<u64, StoreError> {
         let now = timestamp(time::OffsetDateTime::now_utc());
-        self.db.write(|db| {
-            let mut changed = 0;
-            for ticket in tickets {
-                changed += db.execute(
-                    "UPDATE messages SET state = 'queued', next_attempt_at = ?2 WHERE ticket = ?1 AND state = 'held'",
-                    vals![ticket, &now],
-                )?;
+        self.db.write(|db| match tickets {
+            None => db.execute(
+                "UPDATE messages SET state = 'queued', next_attempt_at = ?1 WHERE state = 'held'",
+                vals![&now],
+            ),
+            Some(tickets) => {
+                let mut changed = 0;
+                for ticket in tickets {
+                    changed += db.execute(
+                        "UPDATE messages SET state = 'queued', next_attempt_at = ?2 WHERE ticket = ?1 AND state = 'held'",
+                        vals![ticket, &now],
+                    )?;
+                }
+                Ok(changed)
             }
-            Ok(changed)
         })
     }
 
@@ -535,7 +573,8 @@ pub fn ticket(prefix: &str, message_id: i64) -> String {
     format!("{prefix}-{}", 10_000_000 + message_id)
 }
 
-/// Refuses the campaign when a finding was told after the cutoff (see [`NewCampaign`]).
+/// Refuses the campaign when a finding was told after the cutoff, or has a message in the
+/// outbox (see [`NewCampaign`]).
 fn recheck_interval(db: &Db, finding_ids: &[i64], cutoff: &str) -> Result<(), StoreError> {
     for chunk in finding_ids.chunks(500) {
         let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
@@ -544,7 +583,7 @@ fn recheck_interval(db: &Db, finding_ids: &[i64], cutoff: &str) -> Result<(), St
         let row = db.query_one(
             &format!(
                 "SELECT COUNT(*) FROM notifications n JOIN messages m ON m.id = n.message_id \
-                 WHERE {TOLD} AND m.created_at > ?1 AND n.finding_id IN ({})",
+                 WHERE ({PENDING} OR ({TOLD} AND {TOLD_AT} > ?1)) AND n.finding_id IN ({})",
                 placeholders.join(", ")
             ),
             params,
@@ -557,12 +596,48 @@ fn recheck_interval(db: &Db, finding_ids: &[i64], cutoff: &str) -> Result<(), St
             return Err(StoreError::Conflict {
                 location: db.location().to_string(),
                 detail: format!(
-                    "{told} of these findings were notified since {cutoff} by another campaign; nothing was queued, run the campaign again"
+                    "{told} of these findings were told since {cutoff} or wait in the outbox (another campaign was queued meanwhile); nothing was queued, run the campaign again"
                 ),
             });
         }
     }
     Ok(())
+}
+
+/// Candidates read per query.
+const CANDIDATE_PAGE: i64 = 2_000;
+
+fn candidate_row(r: &Row) -> Result<NoticeCandidate, crate::db::ColumnError> {
+    Ok(NoticeCandidate {
+        finding_id: r.int(0)?,
+        service_id: r.int(1)?,
+        ip: r.text(2)?,
+        port: u16::try_from(r.int(3)?).unwrap_or(0),
+        hostname: r.text(4)?,
+        cve: r.text(5)?,
+        state: r.text(6)?,
+        basis: r.text(7)?,
+        detail: r.text(8)?,
+        first_seen: r.text(9)?,
+        last_seen: r.text(10)?,
+        vulnerable_since: r.opt_text(11)?,
+        record: r.opt_text(12)?,
+        organisation_id: r.opt_int(13)?,
+        organisation: r.opt_text(14)?,
+        sector: r.opt_text(15)?,
+        asn: r.opt_int(16)?,
+        holder: r.opt_text(17)?,
+        country: r.opt_text(18)?,
+        registry_network: r.opt_text(19)?,
+        abuse_mailboxes: r
+            .opt_text(20)?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
+        notified_count: r.int(21)?,
+        last_notified: r.opt_text(22)?,
+        registry_name: r.opt_text(23)?.and_then(|detail| registry_name(&detail)),
+        pending: r.int(24)?,
+    })
 }
 
 /// `org_name`, else `netname`, of the registry network an attribution recorded.

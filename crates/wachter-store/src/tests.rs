@@ -733,31 +733,22 @@ fn outbox_rules(path: &str) {
             .unwrap()
             .contains("wachter.service/1")
     );
-    assert_eq!(open[0].notified_count, 0);
+    assert_eq!((open[0].notified_count, open[0].pending), (0, 0));
 
     let now = time::OffsetDateTime::now_utc();
-    let campaign = NewCampaign {
+    let t = |secs: i64| timestamp(now + time::Duration::seconds(secs));
+    let campaign = |cutoff: String| NewCampaign {
         name: "test".into(),
         cve: "CVE-2019-19781".into(),
         tlp: "amber".into(),
         language: "en".into(),
         params: serde_json::json!({}),
         summary: serde_json::json!({}),
-        ticket_prefix: "T".into(),
-        not_notified_since: timestamp(now - time::Duration::days(7)),
+        not_notified_since: cutoff,
     };
-    let message = NewMessage {
-        organisation_id: None,
-        recipient_name: "Ziekenhuis".into(),
-        language: "en".into(),
-        round: 1,
-        findings: open
-            .iter()
-            .map(|c| (c.finding_id, c.state.clone()))
-            .collect(),
-    };
-    let mut render = |ticket: &str, _: &NewMessage| -> Result<MailContent, String> {
-        Ok(MailContent {
+    let message = |ticket: &str| NewMessage {
+        ticket: ticket.to_string(),
+        content: MailContent {
             mail_from: "cert@test.test".into(),
             recipients: vec!["soc@zh.test".into()],
             subject: format!("[{ticket}] test"),
@@ -767,34 +758,44 @@ fn outbox_rules(path: &str) {
                 b"\xff",
             ]
             .concat(),
-        })
+        },
+        organisation_id: None,
+        recipient_name: "Ziekenhuis".into(),
+        language: "en".into(),
+        round: 1,
+        findings: open
+            .iter()
+            .map(|c| (c.finding_id, c.state.clone()))
+            .collect(),
     };
-    // A render failure records nothing.
-    let mut failing = |_: &str, _: &NewMessage| -> Result<MailContent, String> { Err("no".into()) };
-    assert!(
-        store
-            .create_campaign(&campaign, std::slice::from_ref(&message), &mut failing)
-            .is_err()
-    );
-    assert!(store.campaigns().unwrap().is_empty());
-
+    // Ticket numbers are unique and never handed out twice.
+    let tickets = store.reserve_tickets("T", 2).unwrap();
+    assert_eq!(tickets, vec!["T-10000001", "T-10000002"]);
+    let ticket = &tickets[0];
     let created = store
-        .create_campaign(&campaign, std::slice::from_ref(&message), &mut render)
+        .create_campaign(
+            &campaign(t(-7 * 86400)),
+            std::slice::from_ref(&message(ticket)),
+        )
         .unwrap();
-    let ticket = &created.tickets[0];
-    assert!(ticket.starts_with("T-1000000"), "{ticket}");
+    assert_eq!(&created.tickets, std::slice::from_ref(ticket));
     let told = store.notice_candidates(None).unwrap();
-    assert_eq!(told[0].notified_count, 1);
+    assert_eq!(
+        (told[0].notified_count, told[0].pending),
+        (0, 1),
+        "queued, not sent"
+    );
     assert!(told[0].last_notified.is_some());
-    // A second campaign with the same interval may not tell them again: refused whole.
+    // While a message waits in the outbox no other campaign may tell its findings, whatever
+    // the interval: refused whole.
     let err = store
-        .create_campaign(&campaign, std::slice::from_ref(&message), &mut render)
+        .create_campaign(&campaign(t(1)), std::slice::from_ref(&message(&tickets[1])))
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
     assert_eq!(store.campaigns().unwrap().len(), 1);
 
-    // Claiming is exclusive; a stale claim (a killed sender) is taken over.
-    let t = |secs: i64| timestamp(now + time::Duration::seconds(secs));
+    // Claiming is exclusive; a stale claim (a killed sender) is taken over, and the
+    // first sender's late outcome is then ignored.
     let due = store.due_messages(&t(1), &t(-600), 10).unwrap();
     assert_eq!(due.len(), 1);
     let first = store
@@ -815,39 +816,45 @@ fn outbox_rules(path: &str) {
         .unwrap()
         .unwrap();
     assert_eq!(again.attempts, 2);
+    assert!(
+        !store.message_sent(&first, "250 late", &t(701)).unwrap(),
+        "not its claim any more"
+    );
     // A temporary failure queues it for later; a permanent one holds it.
-    store
-        .message_failed(again.id, "451 later", Some(&t(3600)))
-        .unwrap();
+    assert!(
+        store
+            .message_failed(&again, "451 later", Some(&t(3600)))
+            .unwrap()
+    );
     assert!(store.due_messages(&t(701), &t(100), 10).unwrap().is_empty());
-    assert_eq!(store.next_due().unwrap(), Some(t(3600)));
+    assert_eq!(store.next_due_after(&t(701)).unwrap(), Some(t(3600)));
+    assert_eq!(store.next_due_after(&t(3600)).unwrap(), None);
+    assert_eq!(store.outbox_waiting().unwrap(), (1, 0));
     let third = store
         .claim_message(again.id, &t(3601), &t(3000))
         .unwrap()
         .unwrap();
-    store
-        .message_failed(third.id, "550 no such user", None)
-        .unwrap();
+    assert!(
+        store
+            .message_failed(&third, "550 no such user", None)
+            .unwrap()
+    );
     assert!(
         store
             .due_messages(&t(9999), &t(9000), 10)
             .unwrap()
             .is_empty()
     );
+    assert_eq!(store.outbox_waiting().unwrap(), (0, 1));
     let row = &store.outbox(None).unwrap()[0];
     assert_eq!((row.state.as_str(), row.attempts), ("held", 3));
     assert_eq!(row.last_error.as_deref(), Some("550 no such user"));
-    assert_eq!(
-        store
-            .requeue_messages(std::slice::from_ref(ticket))
-            .unwrap(),
-        1
-    );
+    assert_eq!(store.requeue_messages(None).unwrap(), 1, "--all");
     let fourth = store
         .claim_message(third.id, &t(9999), &t(9000))
         .unwrap()
         .unwrap();
-    store.message_sent(fourth.id, "250 OK", &t(10_000)).unwrap();
+    assert!(store.message_sent(&fourth, "250 OK", &t(10_000)).unwrap());
     assert_eq!(
         store.cancel_messages(std::slice::from_ref(ticket)).unwrap(),
         0,
@@ -857,19 +864,30 @@ fn outbox_rules(path: &str) {
     assert_eq!((row.state.as_str(), row.findings), ("sent", 2));
     assert!(bytes.starts_with(format!("Subject: [{ticket}]").as_bytes()));
     assert_eq!(store.last_sent_to(&t(0)).unwrap()["soc@zh.test"], t(10_000));
+    // The interval runs from when it was sent, not from when it was queued.
+    let told = store.notice_candidates(None).unwrap();
+    assert_eq!((told[0].notified_count, told[0].pending), (1, 0));
+    assert_eq!(told[0].last_notified.as_deref(), Some(t(10_000).as_str()));
+    assert!(
+        store
+            .create_campaign(
+                &campaign(t(9_000)),
+                std::slice::from_ref(&message(&tickets[1]))
+            )
+            .is_err(),
+        "sent after the cutoff"
+    );
 
     // Cancelling an unsent message frees its findings for the next campaign.
-    let mut later = campaign.clone();
-    later.not_notified_since = timestamp(now + time::Duration::seconds(5));
     let created = store
-        .create_campaign(&later, std::slice::from_ref(&message), &mut render)
+        .create_campaign(
+            &campaign(t(10_001)),
+            std::slice::from_ref(&message(&tickets[1])),
+        )
         .unwrap();
     assert_eq!(store.cancel_messages(&created.tickets).unwrap(), 1);
     let counts = store.notice_candidates(None).unwrap();
-    assert_eq!(
-        counts[0].notified_count, 1,
-        "the cancelled message does not count"
-    );
+    assert_eq!((counts[0].notified_count, counts[0].pending), (1, 0));
     let listed = store.campaigns().unwrap();
     assert_eq!(listed[0].messages["cancelled"], 1);
     assert_eq!(listed[1].messages["sent"], 1);

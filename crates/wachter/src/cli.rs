@@ -163,8 +163,9 @@ pub struct OutboxArgs {
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum OutboxAction {
-    /// Deliver due messages through [notify.smtp]. Exit 1 when some wait for a retry or
-    /// are held (rejected, or out of attempts).
+    /// Deliver due messages through [notify.smtp]. Exit 1 while messages remain in the
+    /// outbox afterwards (waiting for a retry, or held: rejected, or out of attempts), or
+    /// when the relay itself failed (the run stops then).
     Send(OutboxSendArgs),
     /// Every message with its state, attempts and last error.
     List {
@@ -178,8 +179,10 @@ pub enum OutboxAction {
     Show { ticket: String },
     /// Queue held messages again (after fixing the address or the relay).
     Retry {
-        #[arg(required = true)]
         tickets: Vec<String>,
+        /// Every held message.
+        #[arg(long, conflicts_with = "tickets")]
+        all: bool,
     },
     /// Cancel messages not sent yet; their findings count as not told.
     Cancel {

@@ -11,6 +11,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+/// The relay password's environment variable, after `WACHTER_`.
+const SMTP_PASSWORD: &str = "NOTIFY__SMTP__PASSWORD";
+
 /// Everything the config file can set.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -94,7 +97,9 @@ pub struct SendConfig {
     pub retry_max_secs: u64,
     /// Attempts before a message is held for an analyst.
     pub max_attempts: i64,
-    /// A message left `sending` this long (its sender was killed) is sent again.
+    /// A message left `sending` this long (its sender was killed) is sent again. Keep it
+    /// well above the longest a delivery may take (a relay may use each of the dozen or so
+    /// replies' `timeout_secs`); a sender whose claim went stale has its outcome ignored.
     pub stale_after_secs: u64,
 }
 
@@ -204,12 +209,22 @@ impl Config {
         }
         figment = figment.merge(
             Env::prefixed("WACHTER_")
-                .ignore(&["CONFIG", "LOG"])
+                .ignore(&["CONFIG", "LOG", SMTP_PASSWORD])
                 .split("__"),
         );
-        figment
+        let mut config: Config = figment
             .extract()
-            .context("invalid configuration (file or WACHTER_* environment)")
+            .context("invalid configuration (file or WACHTER_* environment)")?;
+        // A password is taken as it is written: figment would read `12345678` as a number
+        // (and print it in the error) or strip quotes from `"pw"`.
+        if let Some(password) = std::env::var_os(format!("WACHTER_{SMTP_PASSWORD}")) {
+            config.notify.smtp.password = Some(
+                password
+                    .into_string()
+                    .map_err(|_| anyhow::anyhow!("WACHTER_{SMTP_PASSWORD} is not UTF-8"))?,
+            );
+        }
+        Ok(config)
     }
 }
 
@@ -227,6 +242,20 @@ mod tests {
             assert_eq!(config.scan.rate, 70);
             assert_eq!(config.scan.ports, "443,8443");
             assert_eq!(config.scan.per_network_rate, 20);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_relay_password_is_taken_as_written() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("wachter.toml", "[notify.smtp]\nhost = \"relay.test\"\n")?;
+            for password in ["12345678", "\"quoted\"", "true", "[a,b]"] {
+                jail.set_env("WACHTER_NOTIFY__SMTP__PASSWORD", password);
+                let config = Config::load(None).map_err(|e| e.to_string())?;
+                assert_eq!(config.notify.smtp.password.as_deref(), Some(password));
+                assert_eq!(config.notify.smtp.host, "relay.test");
+            }
             Ok(())
         });
     }

@@ -113,6 +113,50 @@ pub fn campaign(args: CampaignArgs, config: &Config) -> Result<u8, Failure> {
     }
 }
 
+/// Who reports, and under which TLP: from the config and the flags, checked.
+fn reporter(notify: &NotifyConfig, tlp: Option<&str>) -> Result<(Reporter, Tlp), Failure> {
+    let from = mail::parse_mailbox(&notify.from)
+        .map_err(|e| Failure::usage(anyhow!("[notify] from: {e}")))?;
+    if let Some(reply_to) = &notify.reply_to {
+        mail::parse_mailbox(reply_to)
+            .map_err(|e| Failure::usage(anyhow!("[notify] reply_to: {e}")))?;
+    }
+    // The domain names every Message-ID: it must be a plain (ASCII) DNS name.
+    let domain = from.email.domain().to_ascii_lowercase();
+    if !domain
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    {
+        return Err(Failure::usage(anyhow!(
+            "[notify] from: the domain {domain:?} must be written in ASCII (xn--… for an IDN)"
+        )));
+    }
+    let prefix = &notify.ticket_prefix;
+    if prefix.is_empty()
+        || prefix.len() > 32
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Failure::usage(anyhow!(
+            "[notify] ticket_prefix {prefix:?}: letters, digits, - and _ only, at most 32"
+        )));
+    }
+    let tlp: Tlp = tlp
+        .unwrap_or(&notify.tlp)
+        .parse()
+        .map_err(|e: String| Failure::usage(anyhow!("TLP: {e}")))?;
+    let reporter = Reporter {
+        org: notify.reporter.clone(),
+        from: notify.from.clone(),
+        reply_to: notify.reply_to.clone(),
+        domain,
+        url: notify.url.clone(),
+        ticket_prefix: prefix.clone(),
+    };
+    Ok((reporter, tlp))
+}
+
 /// Everything a campaign is made with, from the config and the flags.
 struct Setup {
     reporter: Reporter,
@@ -129,25 +173,11 @@ fn setup(
     repeat_after: Option<&str>,
     templates: Option<&Path>,
 ) -> Result<Setup, Failure> {
-    let from = mail::parse_mailbox(&notify.from)
-        .map_err(|e| Failure::usage(anyhow!("[notify] from: {e}")))?;
-    if let Some(reply_to) = &notify.reply_to {
-        mail::parse_mailbox(reply_to)
-            .map_err(|e| Failure::usage(anyhow!("[notify] reply_to: {e}")))?;
+    let (reporter, tlp) = reporter(notify, tlp)?;
+    for (sector, cert) in &notify.escalation {
+        mail::parse_mailbox(cert)
+            .map_err(|e| Failure::usage(anyhow!("[notify.escalation] {sector}: {e}")))?;
     }
-    let domain = from.email.domain().to_ascii_lowercase();
-    let reporter = Reporter {
-        org: notify.reporter.clone(),
-        from: notify.from.clone(),
-        reply_to: notify.reply_to.clone(),
-        domain,
-        url: notify.url.clone(),
-        ticket_prefix: notify.ticket_prefix.clone(),
-    };
-    let tlp: Tlp = tlp
-        .unwrap_or(&notify.tlp)
-        .parse()
-        .map_err(|e: String| Failure::usage(anyhow!("TLP: {e}")))?;
     let repeat_after = parse_duration(repeat_after.unwrap_or(&notify.repeat_after))
         .map_err(|e| Failure::usage(anyhow!("repeat interval: {e}")))?;
     let templates = match templates.or(notify.templates.as_deref()) {
@@ -198,8 +228,11 @@ fn campaign_new(
     }
     let cve = args.cve.trim().to_ascii_uppercase();
     let store = open(db, config, true)?;
-    let rows = store
-        .notice_candidates(Some(&cve))
+    // Each record is read for its evidence and dropped: memory follows the findings, not
+    // the observations behind them.
+    let mut candidates: Vec<Candidate> = Vec::new();
+    store
+        .each_notice_candidate(Some(&cve), |row| candidates.push(candidate(&row)))
         .map_err(Failure::failed)?;
     let organisations: HashMap<i64, Recipient> = store
         .organisations()
@@ -216,7 +249,6 @@ fn campaign_new(
             )
         })
         .collect();
-    let candidates: Vec<Candidate> = rows.iter().map(candidate).collect();
     let now = OffsetDateTime::now_utc();
     let policy = Policy {
         now,
@@ -278,33 +310,39 @@ fn campaign_new(
         return report_campaign(&plan, &summary, None, &tickets, Some(dir), args.json);
     }
 
-    let messages: Vec<NewMessage> = plan
-        .messages
-        .iter()
-        .map(|m| NewMessage {
-            organisation_id: m.organisation_id,
-            recipient_name: m.recipient_name.clone(),
-            language: m.language.clone(),
-            round: m.round,
-            findings: m
+    // Ticket numbers first (a short transaction), then every message rendered without
+    // holding the store's write lock, then the campaign queued in one transaction.
+    let tickets = store
+        .reserve_tickets(&setup.reporter.ticket_prefix, plan.messages.len())
+        .map_err(Failure::failed)?;
+    let mut messages: Vec<NewMessage> = Vec::with_capacity(plan.messages.len());
+    for (message, ticket) in plan.messages.iter().zip(&tickets) {
+        let composed = render(ticket, message).map_err(|e| {
+            Failure::failed(anyhow!(
+                "message to {}: {e}; nothing was queued",
+                wachter_notify::text::one_line(&message.recipient_name, 200)
+            ))
+        })?;
+        messages.push(NewMessage {
+            ticket: ticket.clone(),
+            content: MailContent {
+                mail_from: composed.built.from,
+                recipients: composed.built.recipients,
+                subject: composed.subject,
+                message_id: composed.built.message_id,
+                bytes: composed.built.bytes,
+            },
+            organisation_id: message.organisation_id,
+            recipient_name: message.recipient_name.clone(),
+            language: message.language.clone(),
+            round: message.round,
+            findings: message
                 .findings
                 .iter()
                 .map(|f| (f.finding_id, f.state.clone()))
                 .collect(),
-        })
-        .collect();
-    // Messages are rendered in plan order, each with the ticket the store gives it.
-    let mut next = plan.messages.iter();
-    let mut render_stored = |ticket: &str, _: &NewMessage| -> Result<MailContent, String> {
-        let message = next.next().ok_or("more messages than planned")?;
-        render(ticket, message).map(|composed| MailContent {
-            mail_from: composed.built.from,
-            recipients: composed.built.recipients,
-            subject: composed.subject,
-            message_id: composed.built.message_id,
-            bytes: composed.built.bytes,
-        })
-    };
+        });
+    }
     let earliest_allowed = timestamp(now - setup.repeat_after);
     let new = NewCampaign {
         name: name.clone(),
@@ -321,11 +359,10 @@ fn campaign_new(
             "templates": args.templates.as_ref().or(notify.templates.as_ref()),
         }),
         summary: serde_json::to_value(&summary).map_err(Failure::failed)?,
-        ticket_prefix: setup.reporter.ticket_prefix.clone(),
         not_notified_since: earliest_allowed,
     };
     let created = store
-        .create_campaign(&new, &messages, &mut render_stored)
+        .create_campaign(&new, &messages)
         .map_err(|e| match e {
             wachter_store::StoreError::Conflict { .. } => Failure::usage(e),
             e => Failure::failed(e),
@@ -465,6 +502,7 @@ fn candidate(row: &NoticeCandidate) -> Candidate {
         organisation_id: row.organisation_id,
         notified_count: row.notified_count,
         last_notified: row.last_notified.clone(),
+        pending: row.pending,
     }
 }
 
@@ -534,9 +572,16 @@ pub fn outbox(args: OutboxArgs, config: &Config) -> Result<u8, Failure> {
                 _ => Ok(exit::OK),
             }
         }
-        OutboxAction::Retry { tickets } => {
+        OutboxAction::Retry { tickets, all } => {
+            if tickets.is_empty() != all {
+                return Err(Failure::usage(anyhow!(
+                    "name the tickets to retry, or --all (every held message)"
+                )));
+            }
             let store = open(&args.db, config, true)?;
-            let n = store.requeue_messages(&tickets).map_err(Failure::failed)?;
+            let n = store
+                .requeue_messages((!all).then_some(tickets.as_slice()))
+                .map_err(Failure::failed)?;
             emit(format!("{n} held messages queued again\n"))
         }
         OutboxAction::Cancel { tickets } => {
@@ -573,22 +618,26 @@ fn outbox_table(rows: &[wachter_store::OutboxRow]) -> String {
     out
 }
 
-/// What a send run did.
+/// What a send run did, and what it left in the outbox.
 #[derive(Default, Serialize)]
 struct SendReport {
     sent: Vec<String>,
     retry_later: Vec<(String, String)>,
     held: Vec<(String, String)>,
+    /// Why the run stopped early: the relay itself failed.
+    relay_failure: Option<String>,
+    /// Still in the outbox after the run (from this run or earlier ones).
+    waiting: usize,
+    waiting_held: usize,
 }
 
 fn send(store: &Store, args: &OutboxSendArgs, notify: &NotifyConfig) -> Result<u8, Failure> {
     let send = &notify.send;
     let mailer =
         Mailer::new(&notify.smtp).map_err(|e| Failure::usage(anyhow!("[notify.smtp]: {e}")))?;
-    let stale =
-        time::Duration::seconds(i64::try_from(send.stale_after_secs).unwrap_or(i64::MAX / 2));
-    let gap =
-        time::Duration::seconds(i64::try_from(send.recipient_gap_secs).unwrap_or(i64::MAX / 2));
+    let seconds = |secs: u64| time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2));
+    let stale = seconds(send.stale_after_secs);
+    let gap = seconds(send.recipient_gap_secs);
     let spacing = match send.rate_per_minute {
         0 => Duration::ZERO,
         n => Duration::from_secs_f64(60.0 / f64::from(n)),
@@ -601,7 +650,7 @@ fn send(store: &Store, args: &OutboxSendArgs, notify: &NotifyConfig) -> Result<u
         .collect();
     let mut report = SendReport::default();
     let mut previous_send: Option<std::time::Instant> = None;
-    loop {
+    'run: loop {
         let now = OffsetDateTime::now_utc();
         let due = store
             .due_messages(&timestamp(now), &timestamp(now - stale), 200)
@@ -639,30 +688,42 @@ fn send(store: &Store, args: &OutboxSendArgs, notify: &NotifyConfig) -> Result<u
             previous_send = Some(std::time::Instant::now());
             progressed = true;
             tracing::info!(ticket = %message.ticket, attempt = message.attempts, "sending");
-            match mailer.send(&message.mail_from, &message.recipients, &message.bytes) {
-                Ok(delivered) => {
-                    let at = OffsetDateTime::now_utc();
-                    store
-                        .message_sent(message.id, &delivered.response, &timestamp(at))
-                        .map_err(Failure::failed)?;
+            let result = mailer.send(&message.mail_from, &message.recipients, &message.bytes);
+            let at = OffsetDateTime::now_utc();
+            let recorded = match &result {
+                Ok(delivered) => store.message_sent(&message, &delivered.response, &timestamp(at)),
+                Err(error) => {
+                    let held = error.permanent || message.attempts >= send.max_attempts;
+                    let retry_at = (!held).then(|| timestamp(at + backoff(send, message.attempts)));
+                    store.message_failed(&message, &error.to_string(), retry_at.as_deref())
+                }
+            }
+            .map_err(Failure::failed)?;
+            if !recorded {
+                // Our claim went stale and another sender took the message over; its
+                // outcome stands.
+                tracing::warn!(ticket = %message.ticket, "taken over by another sender");
+                continue;
+            }
+            match result {
+                Ok(_) => {
                     for address in &message.recipients {
                         last_sent.insert(address.to_ascii_lowercase(), at);
                     }
                     report.sent.push(message.ticket);
                 }
                 Err(error) => {
+                    tracing::warn!(ticket = %message.ticket, %error, "not delivered");
                     let held = error.permanent || message.attempts >= send.max_attempts;
-                    let retry_at = (!held).then(|| {
-                        timestamp(OffsetDateTime::now_utc() + backoff(send, message.attempts))
-                    });
-                    store
-                        .message_failed(message.id, &error.to_string(), retry_at.as_deref())
-                        .map_err(Failure::failed)?;
-                    tracing::warn!(ticket = %message.ticket, %error, held, "not delivered");
                     if held {
                         report.held.push((message.ticket, error.to_string()));
                     } else {
                         report.retry_later.push((message.ticket, error.to_string()));
+                    }
+                    if error.relay {
+                        // Every other message would fail the same way.
+                        report.relay_failure = Some(error.to_string());
+                        break 'run;
                     }
                 }
             }
@@ -672,9 +733,10 @@ fn send(store: &Store, args: &OutboxSendArgs, notify: &NotifyConfig) -> Result<u
         }
         // Nothing could be sent now: wait for the per-recipient gap, or (with --wait) for
         // the next retry; otherwise stop.
+        let now = OffsetDateTime::now_utc();
         let next_retry = if args.wait {
             store
-                .next_due()
+                .next_due_after(&timestamp(now))
                 .map_err(Failure::failed)?
                 .and_then(|at| OffsetDateTime::parse(&at, &Rfc3339).ok())
         } else {
@@ -683,16 +745,20 @@ fn send(store: &Store, args: &OutboxSendArgs, notify: &NotifyConfig) -> Result<u
         let Some(until) = [waiting_for_gap, next_retry].into_iter().flatten().min() else {
             break;
         };
-        let pause = (until - OffsetDateTime::now_utc())
-            .clamp(time::Duration::ZERO, time::Duration::seconds(60));
+        let pause = (until - now).clamp(time::Duration::ZERO, time::Duration::seconds(60));
         std::thread::sleep(
             Duration::try_from(pause).unwrap_or(Duration::from_secs(1)) + Duration::from_millis(50),
         );
     }
+    // A message retried in this run and then sent or held is reported once, as that.
     report.retry_later.retain(|(ticket, _)| {
         !report.sent.contains(ticket) && !report.held.iter().any(|(t, _)| t == ticket)
     });
-    let code = if report.retry_later.is_empty() && report.held.is_empty() {
+    let (waiting, held) = store.outbox_waiting().map_err(Failure::failed)?;
+    report.waiting = usize::try_from(waiting).unwrap_or(0);
+    report.waiting_held = usize::try_from(held).unwrap_or(0);
+    let code = if report.waiting == 0 && report.waiting_held == 0 && report.relay_failure.is_none()
+    {
         exit::OK
     } else {
         NOT_ALL_SENT
@@ -712,6 +778,17 @@ fn send(store: &Store, args: &OutboxSendArgs, notify: &NotifyConfig) -> Result<u
     }
     for (ticket, error) in &report.held {
         out += &format!("  held {ticket}: {error} (wachter outbox retry {ticket} once fixed)\n");
+    }
+    if let Some(error) = &report.relay_failure {
+        out += &format!(
+            "stopped: the relay failed ({error}); fix [notify.smtp] or the relay, then send again\n"
+        );
+    }
+    if report.waiting + report.waiting_held > 0 {
+        out += &format!(
+            "still in the outbox: {} queued, {} held (wachter outbox list)\n",
+            report.waiting, report.waiting_held
+        );
     }
     emit(out)?;
     Ok(code)
@@ -733,15 +810,18 @@ pub fn export(args: ExportArgs, config: &Config) -> Result<u8, Failure> {
         .parse()
         .map_err(|e| Failure::usage(anyhow!("--format: {e}")))?;
     let notify = &config.notify;
-    let setup = setup(notify, args.tlp.as_deref(), None, None, None)?;
+    let (reporter, tlp) = reporter(notify, args.tlp.as_deref())?;
     let store = open(&args.db, config, true)?;
-    let rows = store
-        .notice_candidates(args.cve.as_deref())
+    let mut findings: Vec<HostFinding> = Vec::new();
+    store
+        .each_notice_candidate(args.cve.as_deref(), |row| findings.push(host_finding(&row)))
         .map_err(Failure::failed)?;
-    let findings: Vec<HostFinding> = rows.iter().map(host_finding).collect();
+    findings.sort_by(|a, b| {
+        (&a.ip, a.port, &a.hostname, &a.cve).cmp(&(&b.ip, b.port, &b.hostname, &b.cve))
+    });
     let meta = ExportMeta {
-        reporter: setup.reporter,
-        tlp: setup.tlp,
+        reporter,
+        tlp,
         generated_at: timestamp(OffsetDateTime::now_utc()),
     };
     let mut bytes = Vec::new();
