@@ -69,7 +69,8 @@ EOF
 
 timed() { # name, command...: wall seconds and peak RSS (KB) into $out/NAME.time
     local name=$1; shift
-    /usr/bin/time -f '%e %M' -o "$out/$name.time" "$@" >"$out/$name.out" 2>"$out/$name.err"
+    /usr/bin/time -f '%e %M' -o "$out/$name.time" "$@" >"$out/$name.out" 2>"$out/$name.err" \
+        || { echo "bench/campaign.sh: $name failed:"; tail -5 "$out/$name.err"; exit 1; }
 }
 timed dry-run "$wachter" --config "$out/wachter.toml" campaign new --cve CVE-2019-19781 --db "$db" --dry-run "$out/review" --json
 timed queue "$wachter" --config "$out/wachter.toml" campaign new --cve CVE-2019-19781 --db "$db" --json
@@ -77,7 +78,7 @@ timed send "$wachter" --config "$out/wachter.toml" outbox send --db "$db" --json
 
 # The peer mail-merge, reading the same findings and evidence from the same store.
 cat >"$out/mailmerge.py" <<'PY'
-import csv, io, json, os, sqlite3, sys
+import csv, email.policy, io, json, os, sqlite3, sys
 from email.message import EmailMessage
 from email.utils import formatdate
 from string import Template
@@ -97,9 +98,9 @@ rows = sqlite3.connect(db).execute("""
     JOIN contacts c ON c.organisation_id = org.id
     WHERE f.cve = 'CVE-2019-19781' AND f.state IN ('vulnerable', 'mitigated') ORDER BY org.name, s.ip""")
 groups = {}
-for org, email, lang, ip, port, state, seen, record in rows:
-    groups.setdefault((org, email, lang or "en"), []).append((ip, port, state, seen, json.loads(record)))
-for n, ((org, email, lang), hosts) in enumerate(groups.items(), 1):
+for org, address, lang, ip, port, state, seen, record in rows:
+    groups.setdefault((org, address, lang or "en"), []).append((ip, port, state, seen, json.loads(record)))
+for n, ((org, address, lang), hosts) in enumerate(groups.items(), 1):
     lines, table = [], io.StringIO()
     w = csv.writer(table)
     w.writerow(["timestamp", "ip", "port", "state", "version", "detail"])
@@ -111,13 +112,13 @@ for n, ((org, email, lang), hosts) in enumerate(groups.items(), 1):
                                      excerpt=p1["body"][:200].replace("\n", "⏎")))
         w.writerow([seen, ip, port, state, check["build"]["version"], check["probe"]["reason"]])
     msg = EmailMessage()
-    msg["From"], msg["To"], msg["Date"] = "Bench CERT <cert@bench-cert.test>", email, formatdate()
+    msg["From"], msg["To"], msg["Date"] = "Bench CERT <cert@bench-cert.test>", address, formatdate()
     msg["Subject"] = f"[TLP:AMBER] [PEER-{n}] CVE-2019-19781: {len(hosts)} hosts at {org}"
     msg["Message-ID"] = f"<PEER-{n}@bench-cert.test>"
     msg.set_content(TEXT[lang].substitute(org=org, count=len(hosts), hosts="".join(lines)))
     msg.add_attachment(table.getvalue().encode(), maintype="text", subtype="csv", filename=f"PEER-{n}.csv")
     with open(f"{target}/PEER-{n}.eml", "wb") as f:
-        f.write(bytes(msg))
+        f.write(msg.as_bytes(policy=email.policy.SMTP))
 print(json.dumps({"messages": len(groups)}))
 PY
 timed peer-merge python3 "$out/mailmerge.py" "$db" "$out/peer"

@@ -9,8 +9,9 @@
 //! - `findings`: the current state per (service, CVE), and `finding_history` with every
 //!   change, so "546 → 70" is a query, not a spreadsheet.
 //! - `organisations`: who owns a service (filled by attribution).
-//! - `campaigns`, `messages` (the outbox) and `notifications`: who was told what, when
-//!   (see [`notify`]).
+//! - `campaigns`, `messages` (the outbox, each body apart in `message_bodies`),
+//!   `notifications` (which message told which finding) and `ticket_numbers`: who was
+//!   told what, when.
 //!
 //! Only this crate knows SQL, and it writes each statement once for both engines (see
 //! [`db`]). Writes arrive through [`StoreSink`], which the scan engine's writer thread

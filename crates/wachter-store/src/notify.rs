@@ -267,8 +267,8 @@ impl Store {
             for message in messages {
                 let content = &message.content;
                 let row = db.query_one(
-                    "INSERT INTO messages (campaign_id, ticket, organisation_id, recipient_name, mail_from, recipients, subject, language, round, message, message_id, state, next_attempt_at, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12, ?12) RETURNING id",
+                    "INSERT INTO messages (campaign_id, ticket, organisation_id, recipient_name, mail_from, recipients, subject, language, round, message_id, state, next_attempt_at, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?11) RETURNING id",
                     vec![
                         Value::Int(campaign_id),
                         (&message.ticket).into(),
@@ -279,12 +279,15 @@ impl Store {
                         (&content.subject).into(),
                         (&message.language).into(),
                         Value::Int(message.round),
-                        Value::Blob(content.bytes.clone()),
                         (&content.message_id).into(),
                         (&now).into(),
                     ],
                 )?;
                 let id = returned_id(db, row)?;
+                db.execute(
+                    "INSERT INTO message_bodies (message_id, message) VALUES (?1, ?2)",
+                    vec![Value::Int(id), Value::Blob(content.bytes.clone())],
+                )?;
                 for (finding_id, state) in &message.findings {
                     db.execute(
                         "INSERT INTO notifications (message_id, finding_id, finding_state) VALUES (?1, ?2, ?3)",
@@ -409,7 +412,7 @@ impl Store {
             return Ok(None);
         }
         let row = self.db.query_one(
-            "SELECT id, ticket, mail_from, recipients, message_id, message, attempts FROM messages WHERE id = ?1",
+            "SELECT m.id, m.ticket, m.mail_from, m.recipients, m.message_id, b.message, m.attempts FROM messages m JOIN message_bodies b ON b.message_id = m.id WHERE m.id = ?1",
             vals![id],
         )?;
         let Some(r) = row else { return Ok(None) };
@@ -502,7 +505,9 @@ impl Store {
     /// One message as stored: its outbox row and its bytes (what was, or will be, sent).
     pub fn message(&self, ticket: &str) -> Result<Option<(OutboxRow, Vec<u8>)>, StoreError> {
         let rows = self.db.query(
-            &format!("SELECT {OUTBOX_COLUMNS}, m.message FROM messages m WHERE m.ticket = ?1"),
+            &format!(
+                "SELECT {OUTBOX_COLUMNS}, b.message FROM messages m JOIN message_bodies b ON b.message_id = m.id WHERE m.ticket = ?1"
+            ),
             vals![ticket],
         )?;
         let Some(r) = rows.first() else {

@@ -203,7 +203,6 @@ CREATE TABLE messages (
     subject TEXT NOT NULL,
     language TEXT NOT NULL,
     round INTEGER NOT NULL,
-    message BLOB NOT NULL,
     message_id TEXT NOT NULL,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -213,6 +212,12 @@ CREATE TABLE messages (
     smtp_response TEXT,
     sent_at TEXT,
     created_at TEXT NOT NULL
+);
+-- The formatted message, apart: sending updates a message's state twice, and a row that
+-- held the body would be rewritten whole each time.
+CREATE TABLE message_bodies (
+    message_id INTEGER PRIMARY KEY REFERENCES messages (id),
+    message BLOB NOT NULL
 );
 CREATE INDEX messages_due ON messages (state, next_attempt_at);
 CREATE INDEX messages_by_campaign ON messages (campaign_id);
@@ -404,7 +409,6 @@ CREATE TABLE messages (
     subject TEXT NOT NULL,
     language TEXT NOT NULL,
     round BIGINT NOT NULL,
-    message BYTEA NOT NULL,
     message_id TEXT NOT NULL,
     state TEXT NOT NULL,
     attempts BIGINT NOT NULL DEFAULT 0,
@@ -414,6 +418,12 @@ CREATE TABLE messages (
     smtp_response TEXT,
     sent_at TEXT,
     created_at TEXT NOT NULL
+);
+-- The formatted message, apart: sending updates a message's state twice, and a row that
+-- held the body would be rewritten whole each time.
+CREATE TABLE message_bodies (
+    message_id BIGINT PRIMARY KEY REFERENCES messages (id),
+    message BYTEA NOT NULL
 );
 CREATE INDEX messages_due ON messages (state, next_attempt_at);
 CREATE INDEX messages_by_campaign ON messages (campaign_id);
