@@ -642,6 +642,9 @@ pub struct DemoArgs {
     /// The database the demo scan is recorded in: a SQLite file or a postgres:// URL.
     #[arg(long, value_name = "DB", default_value = "wachter-demo.db")]
     pub db: String,
+    /// Where the demo's notifications are rendered for review (a dry run: nothing is sent).
+    #[arg(long, value_name = "DIR", default_value = "wachter-demo-mail")]
+    pub mail_dir: std::path::PathBuf,
 }
 
 /// An error with the exit code it deserves.
@@ -671,7 +674,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Scan(args) => crate::scan::run(*args, &config).await,
         Command::Lab(args) => crate::demo::run_lab(args).await,
-        Command::Demo(args) => crate::demo::run_demo(args, &config.scan).await,
+        Command::Demo(args) => crate::demo::run_demo(args, &config).await,
         Command::Verify(args) => crate::demo::run_verify(args),
         Command::Report(args) => crate::cases::report(args, &config),
         Command::Diff(args) => crate::cases::diff(args, &config),

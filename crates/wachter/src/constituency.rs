@@ -554,7 +554,71 @@ fn registry_row(
 }
 
 /// `wachter attribute`: every recorded service, its owner and how that was decided.
+/// What `wachter attribute` did.
+pub struct AttributionSummary {
+    pub services: usize,
+    pub claimed: u64,
+    pub by_method: BTreeMap<&'static str, u64>,
+    pub contested: u64,
+    pub organisations: usize,
+    pub registry_networks: usize,
+    pub problems: Vec<String>,
+    pub security_txt_found: u64,
+}
+
 pub async fn attribute(args: AttributeArgs, config: &Config) -> Result<u8, Failure> {
+    let summary = attribute_services(&args, config).await?;
+    let AttributionSummary {
+        services: attributed,
+        claimed,
+        by_method: tally,
+        contested,
+        organisations,
+        registry_networks,
+        problems,
+        security_txt_found,
+    } = summary;
+    if args.json {
+        return json(&serde_json::json!({
+            "services": attributed,
+            "claimed": claimed,
+            "by_method": tally,
+            "contested": contested,
+            "organisations": organisations,
+            "registry_networks": registry_networks,
+            "domain_problems": problems,
+            "security_txt_contacts": security_txt_found,
+        }));
+    }
+    let mut text = format!(
+        "attributed {} services: {} to one of {} organisations, {} contested by another organisation\n",
+        attributed, claimed, organisations, contested
+    );
+    for (method, count) in &tally {
+        let _ = writeln!(text, "  {method:<12} {count:>8}");
+    }
+    if registry_networks == 0 {
+        text.push_str(
+            "no registry data (wachter registry import ripe.db.inetnum.gz …) for abuse contacts\n",
+        );
+    }
+    if args.security_txt {
+        let _ = writeln!(
+            text,
+            "security.txt gave a contact for {security_txt_found} services"
+        );
+    }
+    for problem in &problems {
+        let _ = writeln!(text, "not used: {problem}");
+    }
+    emit(text)
+}
+
+/// Decides and stores every service's owner (see `ATTRIBUTE_HELP`); prints nothing.
+pub async fn attribute_services(
+    args: &AttributeArgs,
+    config: &Config,
+) -> Result<AttributionSummary, Failure> {
     let store = open(&args.db, config, true)?;
     let stored = store.organisations().map_err(Failure::failed)?;
     let organisations: Vec<Organisation> = stored.iter().map(|o| o.organisation.clone()).collect();
@@ -736,43 +800,16 @@ pub async fn attribute(args: AttributeArgs, config: &Config) -> Result<u8, Failu
         .filter(|(m, _)| !matches!(**m, "registry" | "none"))
         .map(|(_, n)| n)
         .sum();
-    if args.json {
-        return json(&serde_json::json!({
-            "services": attributed,
-            "claimed": claimed,
-            "by_method": tally,
-            "contested": contested,
-            "organisations": organisations.len(),
-            "registry_networks": registry_networks,
-            "domain_problems": problems,
-            "security_txt_contacts": security_txt_found,
-        }));
-    }
-    let mut text = format!(
-        "attributed {} services: {} to one of {} organisations, {} contested by another organisation\n",
-        attributed,
+    Ok(AttributionSummary {
+        services: attributed,
         claimed,
-        organisations.len(),
-        contested
-    );
-    for (method, count) in &tally {
-        let _ = writeln!(text, "  {method:<12} {count:>8}");
-    }
-    if registry_networks == 0 {
-        text.push_str(
-            "no registry data (wachter registry import ripe.db.inetnum.gz …) for abuse contacts\n",
-        );
-    }
-    if args.security_txt {
-        let _ = writeln!(
-            text,
-            "security.txt gave a contact for {security_txt_found} services"
-        );
-    }
-    for problem in &problems {
-        let _ = writeln!(text, "not used: {problem}");
-    }
-    emit(text)
+        by_method: tally,
+        contested,
+        organisations: organisations.len(),
+        registry_networks,
+        problems,
+        security_txt_found,
+    })
 }
 
 /// The name to ask a service for its security.txt under: the name it was scanned under,

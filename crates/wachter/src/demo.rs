@@ -18,8 +18,13 @@ use wachter_scan::ScanOptions;
 use wachter_scan::inputs::Source;
 use wachter_scan::output::{Collect, Tee};
 
-use crate::cli::{DemoArgs, Failure, LabArgs, VerifyArgs};
-use crate::config::ScanConfig;
+use wachter_constituency::org::{Contact, ContactRole, ContactSource, Organisation};
+
+use crate::cli::{
+    AttributeArgs, CampaignAction, CampaignArgs, CampaignNewArgs, DemoArgs, Failure, LabArgs,
+    VerifyArgs,
+};
+use crate::config::Config;
 use crate::exit;
 use crate::scan::{Recording, Settings, execute, prepare_inputs, stop_on_interrupt};
 
@@ -100,7 +105,8 @@ fn demo_hosts(block: &IpRange, port: u16) -> Vec<HostSpec> {
     hosts
 }
 
-pub async fn run_demo(args: DemoArgs, config: &ScanConfig) -> Result<u8, Failure> {
+pub async fn run_demo(args: DemoArgs, full_config: &Config) -> Result<u8, Failure> {
+    let config = &full_config.scan;
     let block: IpRange = args
         .hosts
         .parse()
@@ -190,7 +196,120 @@ pub async fn run_demo(args: DemoArgs, config: &ScanConfig) -> Result<u8, Failure
     if !args.json {
         writeln!(out, "\nEvery host matches the lab's ground truth.").map_err(Failure::failed)?;
     }
+    drop(out);
+    notify_preview(&args, &block, full_config).await?;
     Ok(exit::OK)
+}
+
+/// The rest of the pipeline on the demo's findings: a demo constituency owns the lab's two
+/// halves, attribution decides who owns each host, and the CVE-2019-19781 campaign is
+/// rendered for review (a dry run; nothing is queued or sent).
+async fn notify_preview(args: &DemoArgs, block: &IpRange, config: &Config) -> Result<(), Failure> {
+    let cidrs = block.to_cidrs();
+    let halves: Vec<ipnet::IpNet> = match cidrs.as_slice() {
+        [single] => single
+            .subnets(
+                single
+                    .prefix_len()
+                    .saturating_add(1)
+                    .min(single.max_prefix_len()),
+            )
+            .map(|s| s.collect())
+            .unwrap_or_else(|_| vec![*single]),
+        many => many.to_vec(),
+    };
+    let (first, second) = halves.split_at(halves.len().div_ceil(2));
+    let organisation =
+        |name: &str, sector: &str, networks: &[ipnet::IpNet], email: &str, language: &str| {
+            Organisation {
+                name: name.into(),
+                sector: Some(sector.into()),
+                networks: networks.to_vec(),
+                contacts: vec![Contact {
+                    email: email.into(),
+                    role: ContactRole::Security,
+                    language: Some(language.into()),
+                    name: None,
+                    source: ContactSource::Manual,
+                }],
+                ..Organisation::default()
+            }
+        };
+    let organisations = vec![
+        organisation(
+            "Ziekenhuis Demo",
+            "healthcare",
+            first,
+            "security@ziekenhuis-demo.test",
+            "nl",
+        ),
+        organisation(
+            "Gemeente Demo",
+            "government",
+            second,
+            "csirt@gemeente-demo.test",
+            "en",
+        ),
+    ];
+    let store = wachter_store::Store::open(&args.db).map_err(Failure::failed)?;
+    store
+        .upsert_organisations(&organisations)
+        .map_err(Failure::failed)?;
+    drop(store);
+    let attribution = AttributeArgs {
+        db: Some(args.db.clone()),
+        mmdb: Vec::new(),
+        reverse_dns: false,
+        resolver: None,
+        security_txt: false,
+        scope: Vec::new(),
+        json: false,
+    };
+    crate::constituency::attribute_services(&attribution, config).await?;
+    let _ = std::fs::remove_dir_all(&args.mail_dir);
+    if !args.json {
+        println!(
+            "\nTelling owners (demo constituency: {} owns {}, {} owns {}):",
+            organisations[0].name,
+            list(first),
+            organisations[1].name,
+            list(second)
+        );
+    }
+    crate::notify::campaign(
+        CampaignArgs {
+            db: Some(args.db.clone()),
+            action: CampaignAction::New(CampaignNewArgs {
+                cve: "CVE-2019-19781".into(),
+                name: Some("demo".into()),
+                language: None,
+                tlp: None,
+                repeat_after: None,
+                templates: None,
+                dry_run: Some(args.mail_dir.clone()),
+                json: args.json,
+            }),
+        },
+        config,
+    )?;
+    if !args.json {
+        println!(
+            "Read them in {}/; then `wachter campaign new --cve CVE-2019-19781 --db {}` queues them and \
+             `wachter export --format intelmq --db {}` hands the findings to IntelMQ.",
+            args.mail_dir.display(),
+            args.db,
+            args.db
+        );
+    }
+    Ok(())
+}
+
+fn list(networks: &[ipnet::IpNet]) -> String {
+    networks
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Prints found versus expected per host; returns the number of mismatches.

@@ -181,6 +181,7 @@ async fn stdin_scanner_output_and_opt_out() {
 #[test]
 fn demo_runs_end_to_end() {
     let db = work_dir().join("demo.db");
+    let mail = work_dir().join("demo-mail");
     let out = wachter(&[
         "demo",
         "--hosts",
@@ -190,6 +191,8 @@ fn demo_runs_end_to_end() {
         "--json",
         "--db",
         db.to_str().unwrap(),
+        "--mail-dir",
+        mail.to_str().unwrap(),
     ]);
     assert_exit(&out, 0);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -201,6 +204,23 @@ fn demo_runs_end_to_end() {
     assert!(hosts.iter().all(|h| h["match"] == true));
     let summary = values.next().unwrap().unwrap();
     assert_eq!(summary["services"], 32);
+    // Then the notifications: the demo constituency's two organisations, each told about
+    // its vulnerable and mitigated hosts in its own language, rendered and not queued.
+    let campaign = values.next().unwrap().unwrap();
+    let messages = campaign["messages"].as_array().unwrap();
+    let languages: Vec<&str> = messages
+        .iter()
+        .map(|m| m["language"].as_str().unwrap())
+        .collect();
+    assert_eq!(languages, vec!["nl", "en"], "{campaign:#}");
+    assert_eq!(campaign["counts"]["told"], 6, "{campaign:#}");
+    assert_eq!(campaign["campaign_id"], serde_json::Value::Null);
+    let dutch = std::fs::read_to_string(mail.join("WACHTER-DRYRUN-1.txt")).unwrap();
+    assert!(
+        dutch.contains("GET /vpn/../vpns/cfg/smb.conf HTTP/1.1"),
+        "{dutch}"
+    );
+    assert!(dutch.contains("kwetsbaar"), "{dutch}");
     assert_eq!(
         summary["checks"]["netscaler"]["cves"]["CVE-2019-19781"]["vulnerable"],
         5
