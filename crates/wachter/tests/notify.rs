@@ -160,6 +160,36 @@ async fn scan(db: &str, targets: &Path, block: u8) {
     assert_exit(&out, 0);
 }
 
+/// A fresh SQLite store named `name` holding a scan of `hosts` (all in 127.`block`/16)
+/// and the organisations of `orgs_toml`, attributed.
+async fn scanned_store(
+    name: &str,
+    block: u8,
+    hosts: &[(&str, Behaviour)],
+    orgs_toml: &Path,
+) -> String {
+    let db = work_dir().join(format!("{name}.db")).display().to_string();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{db}{suffix}"));
+    }
+    let targets = temp(
+        &format!("{name}-targets.txt"),
+        &hosts
+            .iter()
+            .map(|(ip, _)| format!("{ip}\n"))
+            .collect::<String>(),
+    );
+    let lab = lab_at(hosts).await;
+    scan(&db, &targets, block).await;
+    drop(lab);
+    assert_exit(
+        &wachter_async(&["org", "import", orgs_toml.to_str().unwrap(), "--db", &db]).await,
+        0,
+    );
+    assert_exit(&wachter_async(&["attribute", "--db", &db]).await, 0);
+    db
+}
+
 /// The constituency, in 127.`block`.0.0/16.
 fn orgs(block: u8) -> PathBuf {
     temp(
@@ -590,20 +620,13 @@ async fn a_sender_killed_mid_message_loses_nothing() {
     let Some(python) = wachter_notify::testing::interop_python() else {
         return;
     };
-    let db = work_dir().join("notify-kill.db").display().to_string();
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{db}{suffix}"));
-    }
-    let targets = temp("notify-kill-targets.txt", "127.80.0.1\n");
-    let lab = lab_at(&[("127.80.0.1", Behaviour::NsVulnerable)]).await;
-    scan(&db, &targets, 80).await;
-    drop(lab);
-    let orgs = orgs(80);
-    assert_exit(
-        &wachter_async(&["org", "import", orgs.to_str().unwrap(), "--db", &db]).await,
-        0,
-    );
-    assert_exit(&wachter_async(&["attribute", "--db", &db]).await, 0);
+    let db = scanned_store(
+        "notify-kill",
+        80,
+        &[("127.80.0.1", Behaviour::NsVulnerable)],
+        &orgs(80),
+    )
+    .await;
 
     // A relay that accepts the connection and never answers.
     let silent = std::net::TcpListener::bind("127.80.255.25:0").unwrap();
@@ -681,20 +704,13 @@ async fn a_sender_killed_mid_message_loses_nothing() {
 /// No relay listening: the message stays queued with the error, and nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_that_is_down_leaves_messages_queued_with_the_error() {
-    let db = work_dir().join("notify-down.db").display().to_string();
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{db}{suffix}"));
-    }
-    let targets = temp("notify-down-targets.txt", "127.81.0.1\n");
-    let lab = lab_at(&[("127.81.0.1", Behaviour::NsVulnerable)]).await;
-    scan(&db, &targets, 81).await;
-    drop(lab);
-    let orgs = orgs(81);
-    assert_exit(
-        &wachter_async(&["org", "import", orgs.to_str().unwrap(), "--db", &db]).await,
-        0,
-    );
-    assert_exit(&wachter_async(&["attribute", "--db", &db]).await, 0);
+    let db = scanned_store(
+        "notify-down",
+        81,
+        &[("127.81.0.1", Behaviour::NsVulnerable)],
+        &orgs(81),
+    )
+    .await;
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.81.255.26:0").unwrap();
     let address = closed.local_addr().unwrap();
@@ -742,18 +758,6 @@ async fn one_address_gets_one_message_per_gap() {
     let Some(python) = wachter_notify::testing::interop_python() else {
         return;
     };
-    let db = work_dir().join("notify-gap.db").display().to_string();
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{db}{suffix}"));
-    }
-    let targets = temp("notify-gap-targets.txt", "127.82.0.1\n127.82.1.1\n");
-    let lab = lab_at(&[
-        ("127.82.0.1", Behaviour::NsVulnerable),
-        ("127.82.1.1", Behaviour::NsMitigated),
-    ])
-    .await;
-    scan(&db, &targets, 82).await;
-    drop(lab);
     let orgs = temp(
         "notify-gap-orgs.toml",
         r#"
@@ -770,11 +774,16 @@ networks = ["127.82.1.0/24"]
 email = "servicedesk@it-provider.test"
 "#,
     );
-    assert_exit(
-        &wachter_async(&["org", "import", orgs.to_str().unwrap(), "--db", &db]).await,
-        0,
-    );
-    assert_exit(&wachter_async(&["attribute", "--db", &db]).await, 0);
+    let db = scanned_store(
+        "notify-gap",
+        82,
+        &[
+            ("127.82.0.1", Behaviour::NsVulnerable),
+            ("127.82.1.1", Behaviour::NsMitigated),
+        ],
+        &orgs,
+    )
+    .await;
     let smtp = SmtpServer::start(&python, "gap");
     let config = config("notify-gap", smtp.addr(), 82, "");
     let text = std::fs::read_to_string(&config)

@@ -215,15 +215,11 @@ fn abuse_contacts(contacts: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Evidence, Owner, Reporter};
+    use crate::model::{Evidence, Owner};
     use wachter_constituency::org::Tlp;
 
     fn meta(tlp: Tlp) -> ExportMeta {
-        ExportMeta {
-            reporter: Reporter::default(),
-            tlp,
-            generated_at: "2026-01-01T12:00:00Z".into(),
-        }
+        crate::export::test_meta(tlp)
     }
 
     fn finding() -> HostFinding {

@@ -199,15 +199,10 @@ fn text(f: &HostFinding) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Reporter;
     use wachter_constituency::org::Tlp;
 
     fn meta(tlp: Tlp) -> ExportMeta {
-        ExportMeta {
-            reporter: Reporter::default(),
-            tlp,
-            generated_at: "2026-01-01T12:00:00Z".into(),
-        }
+        crate::export::test_meta(tlp)
     }
 
     fn finding(ip: &str, cve: &str, hostname: &str) -> HostFinding {

@@ -239,23 +239,14 @@ pub(crate) fn generated_at(meta: &ExportMeta) -> Result<OffsetDateTime, ExportEr
 
 /// `2026-01-01T12:00:00+00:00`: whole seconds, the form IntelMQ's DateTime keeps as is.
 pub(crate) fn rfc3339_utc(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let mut s = wachter_core::stamp::utc(t);
+    s.pop();
+    s + "+00:00"
 }
 
 /// `2026-01-01T12:00:00Z`.
 pub(crate) fn rfc3339_z(t: OffsetDateTime) -> String {
-    let mut s = rfc3339_utc(t);
-    s.truncate(19);
-    s.push('Z');
-    s
+    wachter_core::stamp::utc(t)
 }
 
 /// A short text transcript of what proved the state: what a receiver shows an owner.
@@ -413,5 +404,15 @@ mod tests {
         assert_eq!(rfc3339_utc(t), "2026-01-02T02:04:05+00:00");
         assert_eq!(rfc3339_z(t), "2026-01-02T02:04:05Z");
         assert!(parse_time("yesterday").is_none());
+    }
+}
+
+/// The export metadata the format tests share.
+#[cfg(test)]
+pub(crate) fn test_meta(tlp: wachter_constituency::org::Tlp) -> ExportMeta {
+    ExportMeta {
+        reporter: crate::model::Reporter::default(),
+        tlp,
+        generated_at: "2026-01-01T12:00:00Z".into(),
     }
 }

@@ -258,14 +258,9 @@ fn stix_time(t: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Reporter;
 
     fn meta(tlp: Tlp) -> ExportMeta {
-        ExportMeta {
-            reporter: Reporter::default(),
-            tlp,
-            generated_at: "2026-01-01T12:00:00Z".into(),
-        }
+        crate::export::test_meta(tlp)
     }
 
     #[test]
