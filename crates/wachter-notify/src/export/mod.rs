@@ -332,6 +332,16 @@ pub(crate) fn write_json_line(
     Ok(())
 }
 
+/// The export metadata the format tests share.
+#[cfg(test)]
+pub(crate) fn test_meta(tlp: wachter_constituency::org::Tlp) -> ExportMeta {
+    ExportMeta {
+        reporter: crate::model::Reporter::default(),
+        tlp,
+        generated_at: "2026-01-01T12:00:00Z".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,15 +414,5 @@ mod tests {
         assert_eq!(rfc3339_utc(t), "2026-01-02T02:04:05+00:00");
         assert_eq!(rfc3339_z(t), "2026-01-02T02:04:05Z");
         assert!(parse_time("yesterday").is_none());
-    }
-}
-
-/// The export metadata the format tests share.
-#[cfg(test)]
-pub(crate) fn test_meta(tlp: wachter_constituency::org::Tlp) -> ExportMeta {
-    ExportMeta {
-        reporter: crate::model::Reporter::default(),
-        tlp,
-        generated_at: "2026-01-01T12:00:00Z".into(),
     }
 }
