@@ -18,7 +18,7 @@ notification and re-scans.\n\n\
 Start with `wachter demo`: it runs a lab of simulated hosts on loopback addresses and scans it, with \
 no network and no set-up.",
     after_help = "EXIT CODES:\n  0    done\n  2    bad usage, configuration or input (nothing was scanned)\n  3    wachter failed while working (output not writable, address in use)\n  130  interrupted; the records written so far are complete
-  1    (verify only) some hosts differ from the lab's ground truth\n\n\
+  1    (verify) some hosts differ from the lab's ground truth; (outbox send) messages\n       remain in the outbox, waiting for a retry or held\n\n\
 CONFIGURATION:\n  A TOML file (--config, $WACHTER_CONFIG, or ./wachter.toml) and WACHTER_* variables\n  (WACHTER_SCAN__RATE=200 sets [scan] rate). Flags win over both.\n  Logging: -v, -vv, or WACHTER_LOG=debug."
 )]
 pub struct Cli {
@@ -84,8 +84,9 @@ delivers them.
 
 Who is told: the organisation's security, abuse and technical contacts; without those,
 its network's registry abuse mailbox, then its sector CERT ([notify.escalation]).
-Services no organisation owns go to their registry abuse mailbox. Findings told less than
-[notify] repeat_after ago (default 7d) wait; reminders copy the sector CERT. Opt-out
+Services no organisation owns go to their registry abuse mailbox. Findings with a message
+still in the outbox, or told less than [notify] repeat_after ago (default 7d), wait;
+reminders copy the sector CERT. Opt-out
 networks ([scan] opt_out_file, [notify] suppress) and the do-not-contact list are never
 written to. Every finding not told is listed with the reason.
 
