@@ -71,6 +71,52 @@ pub enum Command {
     /// Open findings in the formats CERTs exchange: IntelMQ events, Shadowserver-style CSV,
     /// X-ARF v4, a MISP event, a STIX 2.1 bundle.
     Export(ExportArgs),
+    /// Was this appliance compromised? Rule packs over an image root, a bundle or logs.
+    #[command(long_about = TRIAGE_HELP)]
+    Triage(TriageArgs),
+}
+
+const TRIAGE_HELP: &str =
+    "Was this NetScaler compromised? Check the evidence an owner can collect, offline.
+
+PATH is an appliance file-system root (a mounted or extracted image with /var, /flash,
+/netscaler, /nsconfig), a collected bundle (.tar or .tar.gz, read in place: nothing is
+extracted), or a folder of logs. Rotated and gzipped logs (httpaccess.log.4.gz) are read;
+multi-line shell-history records are joined.
+
+The rules are data (built-in packs: the Mandiant/Citrix CVE-2019-19781 scanner and its
+2023 successor, Fox-IT's iocitrix, the x1sec and j81blog checks, NCSC-NL's 2025 checks,
+Sigma web-log rules), with the originals' known bugs fixed to their evident intent; add
+your own with --rules FILE.toml. Every hit names the file, line, rule and source; the log
+coverage (first and last timestamp of every log) says how far back \"clean\" reaches.
+
+The evidence is treated as hostile: entries escaping the root, links out of it, device
+files, compression bombs and oversized files are never followed or opened and are reported
+as problems of their own.
+
+EXIT CODES (triage):
+  0  no sign of compromise within the evidence's coverage
+  1  compromised: an indicator of compromise or post-exploitation was found
+  4  exploitation attempted: successful scanning or failed exploitation, no compromise
+  5  not enough data: neither web access logs nor the appliance's file system
+  2  bad usage (PATH unreadable, a broken rule file)";
+
+#[derive(Args, Debug, Clone)]
+pub struct TriageArgs {
+    /// An image root, a .tar/.tar.gz bundle, or a folder of logs.
+    pub path: PathBuf,
+    /// More rule packs (TOML, the format of the built-in ones), added to the built-in packs.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// Only these packs (by name), e.g. --pack mandiant-2019 --pack sigma.
+    #[arg(long, value_name = "NAME")]
+    pub pack: Vec<String>,
+    /// Most bytes read from one file (after decompression).
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 30)]
+    pub max_file: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const CAMPAIGN_HELP: &str = "Tell owners about open findings of one CVE.
@@ -688,5 +734,6 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Campaign(args) => crate::notify::campaign(args, &config),
         Command::Outbox(args) => crate::notify::outbox(args, &config),
         Command::Export(args) => crate::notify::export(args, &config),
+        Command::Triage(args) => crate::triage::run(args),
     }
 }

@@ -9,6 +9,7 @@ mod demo;
 mod notify;
 mod scan;
 mod summary;
+mod triage;
 
 use std::process::ExitCode;
 
