@@ -30,27 +30,19 @@ def path(p):
     return full
 agents = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/79.0 Safari/537.36",
           "Citrix Receiver/19.12", "curl/7.67.0"]
-paths = ["/vpn/index.html", "/logon/LogonPoint/index.html", "/vpn/js/gateway_login_view.js",
-         "/cgi/login", "/vpns/portal/scripts/logout.pl", "/vpn/images/ctxs.core.min.css"]
+paths = [("GET", "/vpn/index.html", 200), ("GET", "/logon/LogonPoint/index.html", 200),
+         ("GET", "/vpn/js/gateway_login_view.js", 200), ("POST", "/cgi/login", 302),
+         ("GET", "/vpns/portal/scripts/logout.pl", 302), ("GET", "/vpn/images/ctxs.core.min.css", 304)]
 def block(day):
     lines = []
     for i in range(20000):
         ip = f"198.51.100.{random.randrange(1, 255)}"
+        method, target, status = random.choice(paths)
         lines.append(f'{ip} - - [{day:02d}/Jan/2020:{i % 24:02d}:{i % 60:02d}:{i % 59:02d} +0000] '
-                     f'"GET {random.choice(paths)} HTTP/1.1" 200 {random.randrange(100, 90000)} "-" '
+                     f'"{method} {target} HTTP/1.1" {status} {random.randrange(100, 90000)} "-" '
                      f'"{random.choice(agents)}" "Time: {random.randrange(100, 90000)} microsecs"\n')
     return "".join(lines).encode()
 chunk = block(10)
-big = int(size_mb * 0.7) << 20
-with open(path("/var/log/httpaccess.log"), "wb") as f:
-    written = 0
-    while written < big:
-        f.write(chunk)
-        written += len(chunk)
-    # The attack, once, in the middle of nowhere.
-    f.write(b'193.187.174.104 - - [12/Jan/2020:11:26:03 +0000] "POST /vpn/../vpns/portal/scripts/newbm.pl HTTP/1.1" 200 15 "-"\n')
-    f.write(b'193.187.174.104 - - [12/Jan/2020:11:26:11 +0000] "GET /vpn/../vpns/portal/AOUnCfwrjIJrpngpwLXHddqADAxTraBan.xml HTTP/1.1" 200 - "-"\n')
-    f.write(chunk)
 rotated = max(1, int(size_mb * 0.25) // 40)
 for n in range(rotated):
     with gzip.open(path(f"/var/log/httpaccess.log.{n}.gz"), "wb", compresslevel=1) as f:
@@ -77,6 +69,18 @@ with open(path("/netscaler/portal/templates/bflxohnzbv.xml"), "w") as f:
 with open(path("/etc/crontab"), "w") as f:
     f.write("SHELL=/bin/sh\n0 * * * * root newsyslog\n")
 os.makedirs(path("/var/vpn/bookmark/x"), exist_ok=True)
+# The live access log fills the bundle up to SIZE_MB.
+used = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
+big = max(len(chunk), (size_mb << 20) - used)
+with open(path("/var/log/httpaccess.log"), "wb") as f:
+    written = 0
+    while written < big - 2 * len(chunk):
+        f.write(chunk)
+        written += len(chunk)
+    # The attack, once, in the middle of nowhere.
+    f.write(b'193.187.174.104 - - [12/Jan/2020:11:26:03 +0000] "POST /vpn/../vpns/portal/scripts/newbm.pl HTTP/1.1" 200 15 "-"\n')
+    f.write(b'193.187.174.104 - - [12/Jan/2020:11:26:11 +0000] "GET /vpn/../vpns/portal/AOUnCfwrjIJrpngpwLXHddqADAxTraBan.xml HTTP/1.1" 200 - "-"\n')
+    f.write(chunk)
 PY
 (cd "$out/root" && tar -cf "$out/bundle.tar" .)
 rm -rf "$out/peer-root" && mv "$out/root" "$out/peer-root"
@@ -105,7 +109,9 @@ python3 - "$out" "$size" <<'PY'
 import json, statistics, sys
 out, size = sys.argv[1], int(sys.argv[2])
 def rounds(name):
-    return [tuple(map(float, open(f"{out}/{name}-{r}.time").read().split())) for r in (1, 2, 3)]
+    # The last line: `time` writes "Command exited with non-zero status 1" first when the
+    # verdict is not clean (wachter's exit code follows the verdict).
+    return [tuple(map(float, open(f"{out}/{name}-{r}.time").read().split()[-2:])) for r in (1, 2, 3)]
 w, p = rounds("wachter"), rounds("peer")
 report = json.load(open(f"{out}/wachter-1.json"))
 wt = statistics.median(t for t, _ in w); pt = statistics.median(t for t, _ in p)

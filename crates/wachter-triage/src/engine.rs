@@ -120,6 +120,65 @@ pub fn triage(
     })
 }
 
+/// The patterns of the rules that read one kind of file, as one `RegexSet`.
+#[derive(Clone)]
+struct PatternSet {
+    set: Option<std::sync::Arc<regex::bytes::RegexSet>>,
+    /// Set index → the rule's slot in the file's rule list.
+    slots: Vec<usize>,
+    /// Slots checked on every record (cron rules; all of them if the set could not be built).
+    always: Vec<usize>,
+}
+
+impl PatternSet {
+    fn new(rules: &[(usize, &Rule)]) -> Self {
+        let mut exprs = Vec::new();
+        let mut slots = Vec::new();
+        let mut always = Vec::new();
+        for (slot, (_, rule)) in rules.iter().enumerate() {
+            match &rule.check {
+                Check::Content { pattern, .. } | Check::Log { pattern, .. } => {
+                    let flags = if pattern.case_insensitive { "i" } else { "" };
+                    exprs.push(format!("(?{flags}:{})", pattern.regex.as_str()));
+                    slots.push(slot);
+                }
+                _ => always.push(slot),
+            }
+        }
+        let set = regex::bytes::RegexSetBuilder::new(&exprs)
+            .unicode(false)
+            .size_limit(64 << 20)
+            .dfa_size_limit(64 << 20)
+            .build();
+        match set {
+            Ok(set) => PatternSet {
+                set: Some(std::sync::Arc::new(set)),
+                slots,
+                always,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "rules checked one by one");
+                PatternSet {
+                    set: None,
+                    slots: Vec::new(),
+                    always: (0..rules.len()).collect(),
+                }
+            }
+        }
+    }
+
+    /// The slots of the rules that may match `bytes` (set members that match, and those
+    /// always checked).
+    fn candidates(&self, bytes: &[u8], out: &mut Vec<usize>) {
+        if let Some(set) = &self.set
+            && set.is_match(bytes)
+        {
+            out.extend(set.matches(bytes).into_iter().map(|k| self.slots[k]));
+        }
+        out.extend_from_slice(&self.always);
+    }
+}
+
 /// The visitor that applies the rules.
 struct Engine<'r> {
     rules: Vec<&'r Rule>,
@@ -131,6 +190,8 @@ struct Engine<'r> {
     coverage: Vec<Coverage>,
     problems: Vec<InputProblem>,
     areas: std::collections::BTreeSet<String>,
+    /// Pattern sets by the rule list they serve.
+    sets: HashMap<Vec<usize>, PatternSet>,
 }
 
 impl<'r> Engine<'r> {
@@ -152,6 +213,7 @@ impl<'r> Engine<'r> {
             coverage: Vec::new(),
             problems: Vec::new(),
             areas: Default::default(),
+            sets: HashMap::new(),
         }
     }
 
@@ -342,9 +404,21 @@ impl<'r> Engine<'r> {
         // Content rules report the first match in a file; log and cron rules every one (up
         // to the cap).
         let mut done: Vec<bool> = vec![false; rules.len()];
+        // The content and log patterns as one set: one pass over a line tells which of them
+        // match, instead of one pass per rule (a web access log meets ~100 rules).
+        let key: Vec<usize> = rules.iter().map(|(i, _)| *i).collect();
+        let set = self
+            .sets
+            .entry(key)
+            .or_insert_with(|| PatternSet::new(&rules))
+            .clone();
+        let mut candidates: Vec<usize> = Vec::with_capacity(rules.len());
         let mut each = |record: &Record| {
             let bytes = record.text.as_bytes();
-            for (slot, (i, rule)) in rules.iter().enumerate() {
+            candidates.clear();
+            set.candidates(bytes, &mut candidates);
+            for &slot in &candidates {
+                let (i, rule) = &rules[slot];
                 if done[slot] {
                     continue;
                 }

@@ -42,6 +42,27 @@
 //! | `cron` | `user` and/or main pattern (the command) |
 //! | `timestomp` | `under`, `max_gap_secs` |
 //!
+//! Every rule may carry its own test fixture (checked by `tests/every_rule.rs`, which builds
+//! it, runs the rule over it and expects a hit, then builds the near-miss and expects none):
+//!
+//! ```toml
+//! example = '… "GET /vpn/../vpns/portal/12345678.xml HTTP/1.1" 200 71875 …'
+//! example_path = "/var/log/httpaccess.log"  # optional: where the example goes
+//! near_miss = '… "GET /vpn/../vpns/portal/12345678.xml HTTP/1.1" 404 48 …'
+//! ```
+//!
+//! `example` is what must make the rule fire: a log record (`log`), file content
+//! (`content`), a crontab command (`cron` with a command pattern; with `example_path` the
+//! whole crontab file), or a file name (`dir_listing`, `mode_not`, and optionally `mode`,
+//! `owner`, `timestomp`). `example_hex` gives it as hex bytes instead, for binary examples
+//! that are not UTF-8. `example_path` is the appliance path to put it at when the default
+//! derived from the check does not fit (an `under` that is a single file, a name that
+//! `skip_names` or `only_names` would skip). `near_miss` is similar, benign text (it may
+//! hold several lines) that must not make the rule fire, written where the example was.
+//! Kinds decided by metadata alone (`path_exists`, `setuid`, a `cron` rule with only a
+//! `user`, and `mode`, `owner`, `timestomp`) need no example: the fixture follows from the
+//! check.
+//!
 //! Paths are absolute appliance paths; a trailing `/` is dropped; a `*` component matches
 //! one directory level. An `under` or `exclude` entry may also name a single file (a path is
 //! under an entry when it equals it or continues it after a `/`).
@@ -176,6 +197,15 @@ pub struct Rule {
     /// How this rule differs from the original, when the original was buggy.
     pub fixes: Option<String>,
     pub check: Check,
+    /// What must make the rule fire (a log record, file content, a crontab command or a
+    /// file name, as the check takes it), as bytes; `None` for checks whose fixture follows
+    /// from the check itself.
+    pub example: Option<Vec<u8>>,
+    /// The appliance path the example goes to, when the default derived from the check does
+    /// not fit.
+    pub example_path: Option<String>,
+    /// Benign text like the example that must not make the rule fire.
+    pub near_miss: Option<String>,
 }
 
 /// A rule pack: one upstream tool or rule set.
@@ -408,6 +438,10 @@ struct RawRule {
     allow: Option<Vec<String>>,
     logs: Option<Vec<String>>,
     max_gap_secs: Option<i64>,
+    example: Option<String>,
+    example_hex: Option<String>,
+    example_path: Option<String>,
+    near_miss: Option<String>,
 }
 
 fn validate_name(name: &str) -> Result<(), String> {
@@ -455,6 +489,23 @@ fn compile_rule(raw: RawRule, pack: &str) -> Result<Rule, String> {
         }
     }
     let check = compile_check(&raw)?;
+    let example = match (&raw.example, &raw.example_hex) {
+        (Some(_), Some(_)) => return Err("give either `example` or `example_hex`, not both".into()),
+        (Some(text), None) if text.is_empty() => return Err("`example` is empty".into()),
+        (Some(text), None) => Some(text.as_bytes().to_vec()),
+        (None, Some(hex)) => Some(from_hex(hex)?),
+        (None, None) => None,
+    };
+    if raw.near_miss.as_deref() == Some("") {
+        return Err("`near_miss` is empty".into());
+    }
+    let example_path = match &raw.example_path {
+        None => None,
+        Some(path) => paths(&Some(vec![path.clone()]), "example_path", false)?.pop(),
+    };
+    if example.is_none() && (example_path.is_some() || raw.near_miss.is_some()) {
+        return Err("`example_path` and `near_miss` need an `example`".into());
+    }
     Ok(Rule {
         id: raw.id,
         cves: raw.cves,
@@ -463,7 +514,29 @@ fn compile_rule(raw: RawRule, pack: &str) -> Result<Rule, String> {
         description: raw.description,
         fixes: raw.fixes,
         check,
+        example,
+        example_path,
+        near_miss: raw.near_miss,
     })
+}
+
+/// Hex digits (whitespace between bytes allowed) as bytes.
+fn from_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if digits.is_empty() || digits.len() % 2 != 0 {
+        return Err(format!(
+            "`example_hex` {text:?} is not an even number of hex digits"
+        ));
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+                .ok_or_else(|| format!("`example_hex` {text:?} is not hex"))
+        })
+        .collect()
 }
 
 fn is_cve_id(s: &str) -> bool {
@@ -1144,6 +1217,50 @@ fixed = "a.b"
             .unwrap_err()
             .to_string();
         assert!(syntax.starts_with("syntax.toml: "), "{syntax}");
+    }
+
+    #[test]
+    fn rules_examples_parse() {
+        let text = GOOD.replace(
+            "fixed = \"a.b\"",
+            "fixed = \"a.b\"\nexample = \"xa.by\"\nexample_path = \"/var/vpn/x/\"\nnear_miss = \"axb\"",
+        );
+        let rule = &parse_pack(&text, "t.toml").unwrap().rules[0];
+        assert_eq!(rule.example.as_deref(), Some(b"xa.by".as_slice()));
+        assert_eq!(rule.example_path.as_deref(), Some("/var/vpn/x"));
+        assert_eq!(rule.near_miss.as_deref(), Some("axb"));
+        let hex = GOOD.replace(
+            "fixed = \"a.b\"",
+            "fixed = \"a.b\"\nexample_hex = \"d4 c3b2a1\"",
+        );
+        let rule = &parse_pack(&hex, "t.toml").unwrap().rules[0];
+        assert_eq!(
+            rule.example.as_deref(),
+            Some(b"\xd4\xc3\xb2\xa1".as_slice())
+        );
+        assert!(
+            parse_pack(GOOD, "t.toml").unwrap().rules[0]
+                .example
+                .is_none()
+        );
+        for (extra, needle) in [
+            ("example = \"\"", "`example` is empty"),
+            ("example = \"a\"\nexample_hex = \"61\"", "not both"),
+            ("example_hex = \"6\"", "example_hex"),
+            ("example_hex = \"zz\"", "not hex"),
+            (
+                "example = \"a\"\nexample_path = \"relative\"",
+                "example_path",
+            ),
+            ("example = \"a\"\nexample_path = \"/a/*/b\"", "example_path"),
+            ("near_miss = \"a\"", "need an `example`"),
+            ("example = \"a\"\nnear_miss = \"\"", "`near_miss` is empty"),
+            ("examples = \"a\"", "examples"),
+        ] {
+            let text = GOOD.replace("fixed = \"a.b\"", &format!("fixed = \"a.b\"\n{extra}"));
+            let err = parse_pack(&text, "broken.toml").unwrap_err().to_string();
+            assert!(err.contains(needle), "{extra}: {err}");
+        }
     }
 
     #[test]
