@@ -414,7 +414,7 @@ impl<'r> Engine<'r> {
             .clone();
         let mut candidates: Vec<usize> = Vec::with_capacity(rules.len());
         let mut each = |record: &Record| {
-            let bytes = record.text.as_bytes();
+            let bytes = record.bytes;
             candidates.clear();
             set.candidates(bytes, &mut candidates);
             for &slot in &candidates {

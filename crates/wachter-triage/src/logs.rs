@@ -42,6 +42,9 @@ pub struct Record<'a> {
     pub line: u64,
     /// The text, lossily decoded (bytes that are not UTF-8 become U+FFFD).
     pub text: &'a str,
+    /// The same, as the bytes in the file: rules match these (a pcap's magic number or a
+    /// Latin-1 byte is not lost to decoding).
+    pub bytes: &'a [u8],
     /// The record was longer than the line cap and was cut.
     pub truncated: bool,
 }
@@ -507,6 +510,7 @@ impl Reading {
             each(&Record {
                 line: lineno,
                 text,
+                bytes: line,
                 truncated: cut,
             });
         }
@@ -519,6 +523,7 @@ impl Reading {
             each(&Record {
                 line: self.pending.line,
                 text,
+                bytes: &self.pending.buf,
                 truncated: self.pending.truncated,
             });
         }

@@ -523,7 +523,7 @@ fn compile_rule(raw: RawRule, pack: &str) -> Result<Rule, String> {
 /// Hex digits (whitespace between bytes allowed) as bytes.
 fn from_hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return Err(format!(
             "`example_hex` {text:?} is not an even number of hex digits"
         ));
@@ -846,7 +846,11 @@ fn compile_pattern(source: &str, fixed: bool, case_insensitive: bool) -> Result<
     if source.is_empty() {
         return Err("empty pattern".into());
     }
-    let expr = if fixed {
+    let expr = if fixed && is_ipv4(source) {
+        // An address term matches whole addresses: `62.113.112.33` must not fire on
+        // `162.113.112.33` or `62.113.112.330`.
+        format!(r"(?:^|[^0-9.]){}(?:$|[^0-9])", regex::escape(source))
+    } else if fixed {
         regex::escape(source)
     } else {
         source.to_string()
@@ -864,6 +868,11 @@ fn compile_pattern(source: &str, fixed: bool, case_insensitive: bool) -> Result<
         case_insensitive,
         regex,
     })
+}
+
+/// A dotted-quad IPv4 address, as rule terms write them.
+fn is_ipv4(s: &str) -> bool {
+    s.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
 /// The form of the globs in one `only_names`/`not_names` list.
@@ -1217,6 +1226,15 @@ fixed = "a.b"
             .unwrap_err()
             .to_string();
         assert!(syntax.starts_with("syntax.toml: "), "{syntax}");
+    }
+
+    #[test]
+    fn address_terms_match_whole_addresses() {
+        let p = compile_pattern("62.113.112.33", true, false).unwrap();
+        assert!(p.find(b"curl http://62.113.112.33/ci.sh").is_some());
+        assert!(p.find(b"62.113.112.33").is_some());
+        assert!(p.find(b"from 162.113.112.33 port 80").is_none());
+        assert!(p.find(b"62.113.112.330").is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -21,12 +21,7 @@ use wachter_triage::rules::{Check, Rule, RulePack, Severity, builtin};
 /// Rules that cannot fire through the engine on any fixture, with the reason. Each must
 /// still carry an example, and must NOT fire on it: when the engine learns to, this test
 /// fails and the entry goes.
-const CANNOT_FIRE: &[(&str, &str)] = &[(
-    "ncsc-nl-2025/pcap-file",
-    "the pcap magic numbers are bytes >= 0x80 that are not UTF-8; records reach the rules \
-     lossily decoded (logs::Record::text turns them into U+FFFD), so a byte pattern such as \
-     \\xd4\\xc3\\xb2\\xa1 can never match file content",
-)];
+const CANNOT_FIRE: &[(&str, &str)] = &[];
 
 /// A fixture tree under the temp directory, removed when dropped.
 struct Tree {
@@ -445,5 +440,215 @@ fn every_rule_has_a_fixture() {
         missing.is_empty(),
         "rules without an `example` (their kind needs one to build a fixture):\n{}",
         missing.join("\n")
+    );
+}
+
+/// The default `/etc/crontab` of a clean box (netscaler.md §5.1).
+const CLEAN_CRONTAB: &str = "SHELL=/bin/sh
+PATH=/netscaler:/etc:/bin:/sbin:/usr/bin:/usr/sbin
+HOME=/var/log
+#minute hour    mday    month   wday    who     command
+0       *       *       *       *       root    newsyslog
+0       0       *       *       *       root    purge_tickets.sh
+1,31    0-5     *       *       *       root    adjkerntz -a
+*       *       *       *       *       root    nsfsyncd -p
+49      0-23    *       *       *       root    nslog.sh dozip
+";
+
+/// The legitimate Perl scripts of `/netscaler/portal/scripts/` (13.0-47.22, §5.1).
+const PORTAL_SCRIPTS: &[&str] = &[
+    "tips.pl",
+    "logout.pl",
+    "navthemes.pl",
+    "newbm.pl",
+    "picktheme.pl",
+    "rmbm.pl",
+    "subscription.pl",
+    "themes.pl",
+    "PersonalBookmark.pl",
+];
+
+const CLEAN_ACCESS: &str = r#"203.0.113.7 - - [20/Jan/2020:08:59:58 +0000] "GET /vpn/index.html HTTP/1.1" 200 2301 "-" "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:72.0) Gecko/20100101 Firefox/72.0" "Time: 912 microsecs"
+203.0.113.7 - - [20/Jan/2020:09:00:01 +0000] "GET /vpn/js/rdx/core/lang/rdx_en.json.gz HTTP/1.1" 200 1880 "-" "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:72.0) Gecko/20100101 Firefox/72.0" "Time: 512 microsecs"
+203.0.113.7 - - [20/Jan/2020:09:00:02 +0000] "POST /cgi/login HTTP/1.1" 302 0 "-" "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:72.0) Gecko/20100101 Firefox/72.0" "Time: 2210 microsecs"
+203.0.113.7 - - [20/Jan/2020:09:00:03 +0000] "GET /vpns/portal/tips.html HTTP/1.1" 200 5120 "-" "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:72.0) Gecko/20100101 Firefox/72.0" "Time: 1001 microsecs"
+203.0.113.7 - - [20/Jan/2020:09:00:04 +0000] "GET /logon/LogonPoint/index.html HTTP/1.1" 200 4033 "-" "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:72.0) Gecko/20100101 Firefox/72.0" "Time: 700 microsecs"
+203.0.113.7 - - [20/Jan/2020:17:30:00 +0000] "GET /vpns/portal/scripts/logout.pl HTTP/1.1" 200 135 "-" "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:72.0) Gecko/20100101 Firefox/72.0" "Time: 6809 microsecs"
+"#;
+
+const CLEAN_BASH: &str = r#"Jan 20 09:12:01 <local7.notice> ns bash[2201]: nsroot on /dev/pts/0 shell_command="show ns ip"
+Jan 20 09:12:09 <local7.notice> ns bash[2201]: nsroot on /dev/pts/0 shell_command="ls -l /var/log"
+Jan 20 09:12:15 <local7.notice> ns bash[2201]: nsroot on /dev/pts/0 shell_command="tail -n 50 /var/log/ns.log"
+Jan 20 09:12:30 <local7.notice> ns bash[2201]: nsroot on /dev/pts/0 shell_command="ping -c 10 10.0.0.1"
+Jan 20 09:13:02 <local7.notice> ns bash[2201]: nsroot on /dev/pts/0 shell_command="ls -l /var/tmp/shared"
+Jan 20 09:13:40 <local7.notice> ns bash[2201]: nsroot on /dev/pts/0 shell_command="nsconmsg -d current -g ssl_tot"
+"#;
+
+const CLEAN_CRON_LOG: &str =
+    "Jan 20 09:00:00 <cron.info> gw01 /usr/sbin/cron[14000]: (root) CMD (newsyslog)
+Jan 20 09:00:00 <cron.info> gw01 /usr/sbin/cron[14001]: (root) CMD (   nsfsyncd -p)
+Jan 20 09:49:00 <cron.info> gw01 /usr/sbin/cron[14002]: (root) CMD (nslog.sh dozip)
+";
+
+const CLEAN_NS_CONF: &str = r#"#NS13.0 Build 47.22
+set ns config -IPAddress 10.0.0.1 -netmask 255.255.255.0
+set ns hostName gw01
+add vpn vserver vs_gw SSL 10.0.0.10 443
+bind vpn vserver vs_gw -portaltheme Default
+set vpn parameter -clientlessVpnMode OFF -forceCleanup none
+add responder action ra_redirect redirect "\"/vpn/index.html\"" -responseStatusCode 302
+add responder policy rp_redirect "HTTP.REQ.URL.EQ(\"/\")" ra_redirect
+add rewrite action act_xfo insert_http_header X-Frame-Options "\"DENY\""
+add lb vserver lb_web HTTP 10.0.0.20 80 -persistenceType NONE
+"#;
+
+const CLEAN_HTTPD_CONF: &str = "Listen 127.0.0.1:80
+AddType application/x-httpd-php .php
+<Directory \"/var/netscaler/logon\">
+    Require all granted
+    php_flag engine on
+</Directory>
+<Directory \"/var/tmp\">
+    Require all denied
+    php_flag engine off
+</Directory>
+";
+
+const PERL_BODY: &str = "#!/usr/bin/perl
+# Portal script (benign fixture body).
+use strict;
+use NetScaler::Portal;
+my $q = NetScaler::Portal->new();
+print $q->header();
+print $q->render('page.tmpl');
+";
+
+const TEMPLATE_BODY: &str = "[% PROCESS 'header.tmpl' %]
+<div class=\"tips\">[% loc('Welcome') %]</div>
+[% INCLUDE 'footer.tmpl' %]
+";
+
+const FIRMWARE_PHP: &str = "<?php
+require_once('common.php');
+$lang = isset($_GET['lang']) ? basename($_GET['lang']) : 'en';
+echo json_encode(array('lang' => $lang));
+?>
+";
+
+/// One appliance full of legitimate look-alikes; no rule of any pack may say more than
+/// "suspicious".
+#[test]
+fn clean_appliance_stays_clean() {
+    let tree = Tree::new("clean-appliance");
+    // Bookmarks of the legitimate naming, written by the portal with mode 0644; their URLs
+    // hold words the content rules look for.
+    for user in ["dXNlckBleGFtcGxlLm9yZw==", "YWRtaW5AZXhhbXBsZS5vcmc="] {
+        tree.put_mode(
+            &format!("/var/vpn/bookmark/bm_prefix_{user}.xml"),
+            br#"<user username="user@example.org"><bookmarks><bookmark UI_inuse="" descr="Wiki" title="Wiki: curl and wget at home" url="https://wiki.example.org/bash/curl-wget" /></bookmarks></user>
+"#,
+            0o644,
+        );
+    }
+    for script in PORTAL_SCRIPTS {
+        tree.put_mode(
+            &format!("/netscaler/portal/scripts/{script}"),
+            PERL_BODY.as_bytes(),
+            0o444,
+        );
+    }
+    for template in ["tips.tmpl", "navthemes.tmpl", "newbm.tmpl", "themes.tmpl"] {
+        tree.put_mode(
+            &format!("/netscaler/portal/templates/{template}"),
+            TEMPLATE_BODY.as_bytes(),
+            0o444,
+        );
+    }
+    tree.put_mode(
+        "/var/vpn/themes/Corp/css/theme.css",
+        b"body { background: #fff; }\n",
+        0o444,
+    );
+    for php in [
+        "/var/netscaler/logon/LogonPoint/Resources/lang.php",
+        "/var/netscaler/logon/themes/Default/lang.php",
+        "/var/netscaler/gui/admin_ui/php/application/controllers/common/login.php",
+    ] {
+        tree.put_mode(php, FIRMWARE_PHP.as_bytes(), 0o444);
+    }
+    tree.put("/var/netscaler/logon/LogonPoint/index.html",
+        b"<html><head><script type=\"text/javascript\" src=\"js/ctxs.core.min.js\"></script></head><body></body></html>\n");
+    tree.put("/etc/crontab", CLEAN_CRONTAB.as_bytes());
+    tree.put(
+        "/var/cron/tabs/root",
+        b"0\t3\t*\t*\t*\t/netscaler/nsbackup.sh\n",
+    );
+    tree.put("/var/log/httpaccess.log", CLEAN_ACCESS.as_bytes());
+    tree.put(
+        "/var/log/httperror.log",
+        b"[Mon Jan 20 09:00:05 2020] [error] [client 203.0.113.7] File does not exist: /netscaler/ns_gui/vpn/favicon.ico\n",
+    );
+    tree.put("/var/log/bash.log", CLEAN_BASH.as_bytes());
+    tree.put("/var/log/notice.log", CLEAN_BASH.as_bytes());
+    tree.put("/var/log/cron", CLEAN_CRON_LOG.as_bytes());
+    tree.put(
+        "/var/log/ns.log",
+        b"Jan 20 09:00:02 <local0.info> 10.0.0.1 01/20/2020:09:00:02 GMT gw01 0-PPE-0 : default SSLVPN LOGIN 1234 0 : Context user@example.org@203.0.113.7 - SessionId: 5 - User user@example.org - Client_ip 203.0.113.7 - Vserver 10.0.0.10:443\n",
+    );
+    tree.put("/nsconfig/ns.conf", CLEAN_NS_CONF.as_bytes());
+    tree.put("/flash/nsconfig/ns.conf", CLEAN_NS_CONF.as_bytes());
+    tree.put(
+        "/flash/nsconfig/rc.netscaler",
+        b"nscli -U :nsroot:nsroot \"set ns param -timezone GMT+01:00-CET-Europe/Amsterdam\"\n",
+    );
+    tree.put("/etc/httpd.conf", CLEAN_HTTPD_CONF.as_bytes());
+    tree.put(
+        "/etc/newsyslog.conf",
+        b"/var/log/httpaccess.log 600 5 100 * ZB /var/run/httpd.pid 30\n/var/log/httperror.log 600 5 100 * ZB /var/run/httpd.pid 30\n/var/log/bash.log 644 25 100 * Z\n",
+    );
+    // Setuid root files on every pack's allow-list.
+    for path in [
+        "/usr/bin/passwd",
+        "/usr/bin/su",
+        "/usr/bin/login",
+        "/sbin/shutdown",
+        "/netscaler/ping",
+    ] {
+        let host = tree.put(path, b"\x7fELF\0\0\0\0");
+        chown(&host, Some(0), Some(0)).expect("chown");
+        fs::set_permissions(&host, fs::Permissions::from_mode(0o4555)).expect("chmod");
+    }
+
+    let report = triage(&tree.root, &builtin(), &Limits::default()).expect("triage");
+    for hit in report
+        .hits
+        .iter()
+        .filter(|h| h.severity == Severity::Suspicious)
+    {
+        println!(
+            "suspicious (allowed): {} at {}: {}",
+            hit.rule, hit.path, hit.excerpt
+        );
+    }
+    let bad: Vec<String> = report
+        .hits
+        .iter()
+        .filter(|h| h.severity != Severity::Suspicious)
+        .map(|h| {
+            format!(
+                "{:?} {} at {}:{}: {}",
+                h.severity,
+                h.rule,
+                h.path,
+                h.line.unwrap_or(0),
+                h.excerpt
+            )
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "legitimate content raised {} hit(s):\n{}",
+        bad.len(),
+        bad.join("\n")
     );
 }
