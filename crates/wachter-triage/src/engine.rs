@@ -51,6 +51,8 @@ pub struct Report {
     pub coverage: Vec<Coverage>,
     /// What was wrong with the evidence itself.
     pub problems: Vec<InputProblem>,
+    /// Problems not listed, per kind, beyond [`MAX_HITS_PER_RULE`] of one kind.
+    pub more_problems: BTreeMap<crate::input::ProblemKind, u64>,
     pub summary: InputSummary,
     /// Rules run (all packs).
     pub rules: usize,
@@ -60,6 +62,10 @@ pub struct Report {
 
 /// Hits listed per rule and file; the rest are counted.
 pub const MAX_HITS_PER_FILE: u64 = 20;
+
+/// Hits listed per rule over the whole evidence, and problems per kind: a bundle of a
+/// million planted files must not make a report of a million lines.
+pub const MAX_HITS_PER_RULE: u64 = 200;
 
 /// Longest excerpt shown, in characters.
 const MAX_EXCERPT: usize = 300;
@@ -95,6 +101,7 @@ pub fn triage(
         more_hits,
         coverage,
         problems,
+        more_problems,
         areas,
         ..
     } = engine;
@@ -114,6 +121,7 @@ pub fn triage(
         more_hits,
         coverage,
         problems,
+        more_problems,
         summary,
         rules: rules.len(),
         areas,
@@ -192,9 +200,28 @@ struct Engine<'r> {
     areas: std::collections::BTreeSet<String>,
     /// Pattern sets by the rule list they serve.
     sets: HashMap<Vec<usize>, PatternSet>,
+    /// Hits listed per rule.
+    listed: HashMap<usize, u64>,
+    /// Problems beyond the cap, per kind.
+    more_problems: BTreeMap<crate::input::ProblemKind, u64>,
+    /// Now, for telling an extraction's ctime from a timestomp.
+    now: i64,
 }
 
 impl<'r> Engine<'r> {
+    fn note_problem(&mut self, problem: InputProblem) {
+        let same = self
+            .problems
+            .iter()
+            .filter(|p| p.kind == problem.kind)
+            .count();
+        if same as u64 >= MAX_HITS_PER_RULE {
+            *self.more_problems.entry(problem.kind).or_default() += 1;
+        } else {
+            self.problems.push(problem);
+        }
+    }
+
     fn new(rules: &[&'r Rule], limits: &Limits) -> Self {
         let mut exists: HashMap<&'r str, Vec<usize>> = HashMap::new();
         for (i, rule) in rules.iter().enumerate() {
@@ -214,10 +241,22 @@ impl<'r> Engine<'r> {
             problems: Vec::new(),
             areas: Default::default(),
             sets: HashMap::new(),
+            listed: HashMap::new(),
+            more_problems: BTreeMap::new(),
+            now: time::OffsetDateTime::now_utc().unix_timestamp(),
         }
     }
 
     fn hit(&mut self, rule: usize, path: &str, line: Option<u64>, excerpt: &str) {
+        let listed = self.listed.entry(rule).or_default();
+        *listed += 1;
+        if *listed > MAX_HITS_PER_RULE {
+            *self
+                .more_hits
+                .entry(self.rules[rule].id.clone())
+                .or_default() += 1;
+            return;
+        }
         let rule = self.rules[rule];
         self.hits.push(Hit {
             rule: rule.id.clone(),
@@ -236,7 +275,8 @@ impl<'r> Engine<'r> {
     fn metadata_rules(&mut self, meta: &EntryMeta) {
         let path = meta.path.as_str();
         let (dir, name) = split(path);
-        let is_file = meta.kind == EntryKind::File;
+        // A hard link in an archive is the file itself under a second name.
+        let is_file = matches!(meta.kind, EntryKind::File | EntryKind::Hardlink(_));
         if let Some(rules) = self.exists.get(path).cloned() {
             for rule in rules {
                 self.hit(rule, path, None, &format!("{} exists", describe(meta)));
@@ -309,10 +349,17 @@ impl<'r> Engine<'r> {
                     under,
                     max_gap_secs,
                 } if is_file && is_under(path, under) => match (meta.ctime, meta.mtime) {
-                    (Some(c), Some(m)) if c - m > *max_gap_secs => Some(format!(
-                        "changed {} days after its modification time",
-                        (c - m) / 86_400
-                    )),
+                    // A recent ctime is the extraction or copy of the evidence, not a
+                    // change on the appliance (`Limits::extraction_window_secs`).
+                    (Some(c), Some(m))
+                        if c - m > *max_gap_secs
+                            && c <= self.now - self.limits.extraction_window_secs =>
+                    {
+                        Some(format!(
+                            "changed {} days after its modification time",
+                            (c - m) / 86_400
+                        ))
+                    }
                     _ => None,
                 },
                 // The crontab of that user exists.
@@ -343,7 +390,10 @@ impl<'r> Engine<'r> {
                     skip_names,
                     ..
                 } => {
-                    is_under(path, under)
+                    // Logs are read by log rules: a blocked attack quoted in a log is not
+                    // a file dropped on the appliance (`grep -I` skipped rotated .gz too).
+                    log.is_none()
+                        && is_under(path, under)
                         && !is_under(path, exclude)
                         && max_size.is_none_or(|m| meta.size <= m)
                         && skip_names
@@ -372,7 +422,7 @@ impl<'r> Engine<'r> {
         // Text or binary, as `grep -I` decides: a NUL in the first bytes.
         let mut head = Vec::with_capacity(SNIFF);
         if let Err(e) = content.take(SNIFF as u64).read_to_end(&mut head) {
-            self.problems.push(InputProblem {
+            self.note_problem(InputProblem {
                 path: path.to_string(),
                 kind: crate::input::ProblemKind::Unreadable,
                 detail: e.to_string(),
@@ -469,14 +519,19 @@ impl<'r> Engine<'r> {
         if log.is_some() {
             self.coverage.push(coverage);
         }
-        self.problems.extend(problems);
+        for problem in problems {
+            self.note_problem(problem);
+        }
     }
 }
 
 impl crate::input::Visitor for Engine<'_> {
     fn entry(&mut self, meta: &EntryMeta, content: Option<&mut dyn Read>) -> std::io::Result<()> {
+        // An area counts when it holds files: an empty folder is no evidence.
         for area in AREAS {
-            if meta.path == *area || meta.path.starts_with(&format!("{area}/")) {
+            if matches!(meta.kind, EntryKind::File | EntryKind::Hardlink(_))
+                && meta.path.starts_with(&format!("{area}/"))
+            {
                 self.areas.insert((*area).to_string());
             }
         }
@@ -494,7 +549,7 @@ impl crate::input::Visitor for Engine<'_> {
     }
 
     fn problem(&mut self, problem: InputProblem) {
-        self.problems.push(problem);
+        self.note_problem(problem);
     }
 }
 

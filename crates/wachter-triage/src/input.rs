@@ -89,6 +89,10 @@ pub struct Limits {
     pub max_ratio: u64,
     /// Entries looked at.
     pub max_entries: u64,
+    /// A ctime this recent (seconds before now) is the copy or extraction of the evidence,
+    /// not a change on the appliance: timestomp rules ignore it. 0 trusts every ctime (a
+    /// mounted image).
+    pub extraction_window_secs: i64,
 }
 
 impl Default for Limits {
@@ -98,6 +102,7 @@ impl Default for Limits {
             max_total: 256 << 30,
             max_ratio: 250,
             max_entries: 5_000_000,
+            extraction_window_secs: 2 * 86_400,
         }
     }
 }
@@ -312,6 +317,10 @@ struct Wrapper {
     first: Option<Vec<u8>>,
     mixed: bool,
     dir: bool,
+    /// A top-level name is itself an appliance directory (`var/…`): no wrapper.
+    appliance_at_top: bool,
+    /// Top-level folders that hold an appliance directory (`collector/var/…`).
+    holders: std::collections::BTreeSet<Vec<u8>>,
 }
 
 impl Wrapper {
@@ -325,9 +334,26 @@ impl Wrapper {
         if comps.len() > 1 || is_dir {
             self.dir = true;
         }
+        if APPLIANCE_TOP.contains(c0) && (comps.len() > 1 || is_dir) {
+            self.appliance_at_top = true;
+        }
+        if let Some(c1) = comps.get(1)
+            && APPLIANCE_TOP.contains(c1)
+            && self.holders.len() < 2
+        {
+            self.holders.insert(c0.to_vec());
+        }
     }
 
+    /// The one top folder to strip: the only thing at the top, or (beside stray files such
+    /// as a README) the only folder that holds the appliance's directories.
     fn found(self) -> Option<Vec<u8>> {
+        if self.appliance_at_top {
+            return None;
+        }
+        if self.holders.len() == 1 {
+            return self.holders.into_iter().next();
+        }
         let first = self.first?;
         (!self.mixed && self.dir && !APPLIANCE_TOP.contains(&first.as_slice())).then_some(first)
     }
@@ -483,17 +509,27 @@ fn unwrap_dir(path: &Path) -> Result<PathBuf, InputError> {
         path: shown(path),
         source,
     };
-    let mut children = fs::read_dir(path).map_err(io_err)?;
-    let (Some(only), None) = (children.next(), children.next()) else {
-        return Ok(path.to_path_buf());
-    };
-    let only = only.map_err(io_err)?;
-    let name = only.file_name();
-    let is_dir = only.file_type().map(|t| t.is_dir()).unwrap_or(false);
-    if is_dir && !APPLIANCE_TOP.contains(&name.as_bytes()) {
-        Ok(only.path())
-    } else {
-        Ok(path.to_path_buf())
+    let mut wrapper = Wrapper::default();
+    // Two levels of names decide it; a huge folder is not listed past a bound.
+    for child in fs::read_dir(path).map_err(io_err)?.take(10_000) {
+        let child = child.map_err(io_err)?;
+        let name = child.file_name();
+        let is_dir = child.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        wrapper.add(&[name.as_bytes()], is_dir);
+        if is_dir && !APPLIANCE_TOP.contains(&name.as_bytes()) {
+            let Ok(grandchildren) = fs::read_dir(child.path()) else {
+                continue;
+            };
+            for grandchild in grandchildren.take(10_000).flatten() {
+                let inner = grandchild.file_name();
+                let inner_dir = grandchild.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                wrapper.add(&[name.as_bytes(), inner.as_bytes()], inner_dir);
+            }
+        }
+    }
+    match wrapper.found() {
+        Some(name) => Ok(path.join(std::ffi::OsStr::from_bytes(&name))),
+        None => Ok(path.to_path_buf()),
     }
 }
 

@@ -9,6 +9,14 @@ use crate::engine::Hit;
 use crate::logs::{Coverage, LogKind};
 use crate::rules::Severity;
 
+/// The areas where exploitation leaves files (templates, webshells, themes).
+pub const WEB_AREAS: &[&str] = &[
+    "/netscaler/portal",
+    "/var/vpn",
+    "/var/netscaler",
+    "/var/tmp/netscaler",
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -18,7 +26,8 @@ pub enum Verdict {
     ExploitationAttempted,
     /// Nothing found, within the coverage of the logs and the file-system areas present.
     NoSignOfCompromise,
-    /// Neither web access logs nor the appliance's file-system areas were in the evidence.
+    /// Neither web access logs nor the appliance's web areas (with files) were in the
+    /// evidence.
     NotEnoughData,
 }
 
@@ -59,6 +68,9 @@ pub fn verdict(hits: &[Hit], coverage: &[Coverage], areas: &[String]) -> (Verdic
         _ => "no web access logs".into(),
     };
     let file_areas: Vec<&String> = areas.iter().filter(|a| a.as_str() != "/var/log").collect();
+    // Where the exploits leave files: without these or web access logs, "clean" means
+    // nothing.
+    let web = areas.iter().any(|a| WEB_AREAS.contains(&a.as_str()));
     if compromise > 0 {
         return (
             Verdict::Compromised,
@@ -75,10 +87,10 @@ pub fn verdict(hits: &[Hit], coverage: &[Coverage], areas: &[String]) -> (Verdic
             ),
         );
     }
-    if access.is_empty() && file_areas.is_empty() {
+    if access.is_empty() && !web {
         return (
             Verdict::NotEnoughData,
-            "neither web access logs nor the appliance's file system (/netscaler, /var/vpn, /var/netscaler, /nsconfig) are in the evidence".into(),
+            "neither web access logs nor the appliance's web file system (/netscaler/portal, /var/vpn, /var/netscaler, /var/tmp/netscaler) are in the evidence".into(),
         );
     }
     let suspicious = if suspicious > 0 {

@@ -28,6 +28,7 @@ pub fn run(args: TriageArgs) -> Result<u8, Failure> {
         let pack = rules::parse_pack(&text, &file.display().to_string()).map_err(Failure::usage)?;
         packs.push(pack);
     }
+    rules::check_unique(&packs).map_err(Failure::usage)?;
     if !args.pack.is_empty() {
         let known: Vec<String> = packs.iter().map(|p| p.name.clone()).collect();
         for name in &args.pack {
@@ -123,6 +124,9 @@ fn render(report: &Report, packs: usize) -> String {
         let _ = writeln!(out, "\nproblems with the evidence itself");
         for p in &report.problems {
             let _ = writeln!(out, "  {}: {:?}: {}", p.path, p.kind, p.detail);
+        }
+        for (kind, more) in &report.more_problems {
+            let _ = writeln!(out, "  … and {more} more {kind:?} problems");
         }
     }
     let _ = writeln!(

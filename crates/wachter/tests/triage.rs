@@ -281,3 +281,64 @@ fn logs_only_and_empty_evidence() {
     let out = wachter(&["triage", "/nonexistent/evidence"]);
     assert_exit(&out, 2);
 }
+
+/// Attacks that failed are quoted in logs (a 404 to a PHP payload, an AppFirewall block in a
+/// rotated ns.log): they are not files dropped on the appliance.
+#[test]
+fn a_blocked_attack_quoted_in_the_logs_is_not_a_compromise() {
+    let root = fresh("blocked");
+    clean_image(&root);
+    put(
+        &root,
+        "/var/log/httpaccess.log.2",
+        b"203.0.113.9 - - [15/Jan/2020:03:00:00 +0000] \"GET /index.php?s=@eval($_GET[1]) HTTP/1.1\" 404 196 \"-\" \"Mozilla/5.0\"\n",
+        0o600,
+    );
+    put(
+        &root,
+        "/var/log/ns.log.0.gz",
+        &gzip(b"Jan 15 03:00:01 <local0.info> 192.0.2.10 01/15/2020:03:00:01 GMT ns 0-PPE-0 : default APPFW APPFW_SQL 12 0 :  192.0.2.10 1-PPE0 - profile Block: blocked payload @$_POST[x] chmod u+s <blocked>\n"),
+        0o600,
+    );
+    let report = triage_json(&root, 0);
+    assert_eq!(report["verdict"], "no_sign_of_compromise", "{report:#}");
+}
+
+/// A collector's folder next to a README is still the appliance; a template that dodges
+/// the content checks with a bookmark's name is caught by its name.
+#[test]
+fn a_collector_folder_beside_a_readme_and_a_disguised_template() {
+    let root = fresh("collector");
+    put(
+        &root,
+        "/README.txt",
+        b"collected by the owner on 2020-01-20\n",
+        0o644,
+    );
+    put(
+        &root,
+        "/collector_192.0.2.10/netscaler/portal/templates/bm_prefix_x.xml",
+        b"<bookmark title=\"[% template.new({'BLOCK'='print readpipe(chr(105))'}) %]\"/>\n",
+        0o644,
+    );
+    put(
+        &root,
+        "/collector_192.0.2.10/var/log/httpaccess.log",
+        b"198.51.100.20 - - [10/Jan/2020:08:00:00 +0000] \"GET /vpn/index.html HTTP/1.1\" 200 2048 \"-\" \"Mozilla/5.0\"\n",
+        0o600,
+    );
+    let report = triage_json(&root, 1);
+    let compromise = hit_paths(&report, "compromise");
+    assert_eq!(
+        compromise,
+        vec!["/netscaler/portal/templates/bm_prefix_x.xml"],
+        "{report:#}"
+    );
+    assert!(
+        report["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["rule"] == "wachter/bm-prefix-outside-bookmarks")
+    );
+}
