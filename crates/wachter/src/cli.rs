@@ -86,7 +86,7 @@ multi-line shell-history records are joined.
 
 The rules are data (built-in packs: the Mandiant/Citrix CVE-2019-19781 scanner and its
 2023 successor, Fox-IT's iocitrix, the x1sec and j81blog checks, NCSC-NL's 2025 checks,
-Sigma web-log rules), with the originals' known bugs fixed to their evident intent; add
+Sigma web-log rules, wachter's own), with the originals' known bugs fixed to their evident intent; add
 your own with --rules FILE.toml. Every hit names the file, line, rule and source; the log
 coverage (first and last timestamp of every log) says how far back \"clean\" reaches.
 
