@@ -294,7 +294,8 @@ async fn notify_preview(args: &DemoArgs, block: &IpRange, config: &Config) -> Re
     )?;
     if !args.json {
         println!(
-            "Read them in {}/; then `wachter campaign new --cve CVE-2019-19781 --db {}` queues them and \
+            "Read them in {}/. With your CERT's sender and relay in wachter.toml ([notify] from, \
+             [notify.smtp]), `wachter campaign new --cve CVE-2019-19781 --db {}` queues them; \
              `wachter export --format intelmq --db {}` hands the findings to IntelMQ.",
             args.mail_dir.display(),
             args.db,
