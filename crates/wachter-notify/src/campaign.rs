@@ -68,7 +68,9 @@ pub struct Policy {
 }
 
 /// What happened to one finding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// In a message.
@@ -99,7 +101,7 @@ impl Outcome {
 }
 
 /// The decision about one finding.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Decision {
     pub finding_id: i64,
     pub ip: String,

@@ -193,6 +193,10 @@ struct Engine<'r> {
     limits: Limits,
     /// `PathExists` rules by path.
     exists: HashMap<&'r str, Vec<usize>>,
+    /// Rules decided by an entry's metadata, and rules that read a file's content: each
+    /// entry meets only its own kind (the rules are sorted once, not per entry).
+    by_metadata: Vec<usize>,
+    by_content: Vec<usize>,
     hits: Vec<Hit>,
     more_hits: BTreeMap<String, u64>,
     coverage: Vec<Coverage>,
@@ -202,7 +206,8 @@ struct Engine<'r> {
     sets: HashMap<Vec<usize>, PatternSet>,
     /// Hits listed per rule.
     listed: HashMap<usize, u64>,
-    /// Problems beyond the cap, per kind.
+    /// Problems listed, and beyond the cap, per kind.
+    problems_listed: HashMap<crate::input::ProblemKind, u64>,
     more_problems: BTreeMap<crate::input::ProblemKind, u64>,
     /// Now, for telling an extraction's ctime from a timestomp.
     now: i64,
@@ -210,12 +215,9 @@ struct Engine<'r> {
 
 impl<'r> Engine<'r> {
     fn note_problem(&mut self, problem: InputProblem) {
-        let same = self
-            .problems
-            .iter()
-            .filter(|p| p.kind == problem.kind)
-            .count();
-        if same as u64 >= MAX_HITS_PER_RULE {
+        let listed = self.problems_listed.entry(problem.kind).or_default();
+        *listed += 1;
+        if *listed > MAX_HITS_PER_RULE {
             *self.more_problems.entry(problem.kind).or_default() += 1;
         } else {
             self.problems.push(problem);
@@ -231,10 +233,32 @@ impl<'r> Engine<'r> {
                 }
             }
         }
+        let (by_content, by_metadata): (Vec<usize>, Vec<usize>) =
+            (0..rules.len()).partition(|&i| {
+                matches!(
+                    rules[i].check,
+                    Check::Content { .. } | Check::Log { .. } | Check::Cron { .. }
+                )
+            });
+        // A user's own crontab existing is a metadata decision too.
+        let by_metadata = by_metadata
+            .into_iter()
+            .chain(by_content.iter().copied().filter(|&i| {
+                matches!(
+                    rules[i].check,
+                    Check::Cron {
+                        user: Some(_),
+                        command: None
+                    }
+                )
+            }))
+            .collect();
         Engine {
             rules: rules.to_vec(),
             limits: limits.clone(),
             exists,
+            by_metadata,
+            by_content,
             hits: Vec::new(),
             more_hits: BTreeMap::new(),
             coverage: Vec::new(),
@@ -242,6 +266,7 @@ impl<'r> Engine<'r> {
             areas: Default::default(),
             sets: HashMap::new(),
             listed: HashMap::new(),
+            problems_listed: HashMap::new(),
             more_problems: BTreeMap::new(),
             now: time::OffsetDateTime::now_utc().unix_timestamp(),
         }
@@ -282,7 +307,8 @@ impl<'r> Engine<'r> {
                 self.hit(rule, path, None, &format!("{} exists", describe(meta)));
             }
         }
-        for i in 0..self.rules.len() {
+        for slot in 0..self.by_metadata.len() {
+            let i = self.by_metadata[slot];
             let mode = meta.mode & 0o7777;
             let found: Option<String> = match &self.rules[i].check {
                 Check::DirListing {
@@ -381,7 +407,9 @@ impl<'r> Engine<'r> {
     fn readers(&self, path: &str, meta: &EntryMeta, log: Option<LogKind>) -> Vec<usize> {
         let (dir, _) = split(path);
         let crontab = path == "/etc/crontab" || dir == "/var/cron/tabs";
-        (0..self.rules.len())
+        self.by_content
+            .iter()
+            .copied()
             .filter(|&i| match &self.rules[i].check {
                 Check::Content {
                     under,
@@ -530,7 +558,10 @@ impl crate::input::Visitor for Engine<'_> {
         // An area counts when it holds files: an empty folder is no evidence.
         for area in AREAS {
             if matches!(meta.kind, EntryKind::File | EntryKind::Hardlink(_))
-                && meta.path.starts_with(&format!("{area}/"))
+                && meta
+                    .path
+                    .strip_prefix(area)
+                    .is_some_and(|rest| rest.starts_with('/'))
             {
                 self.areas.insert((*area).to_string());
             }

@@ -79,25 +79,14 @@ pub fn campaign(args: CampaignArgs, config: &Config) -> Result<u8, Failure> {
             }
             let mut out = format!("campaign #{} {} ({}, {})\n", c.id, c.name, c.cve, c.tlp);
             out += &outbox_table(&messages);
-            if let Some(decisions) = c.summary.get("decisions").and_then(|d| d.as_array()) {
-                let left: Vec<_> = decisions
-                    .iter()
-                    .filter(|d| d.get("outcome").and_then(|o| o.as_str()) != Some("told"))
-                    .collect();
-                if !left.is_empty() {
-                    out += "\nnot told:\n";
-                    for d in left {
-                        out += &format!(
-                            "  {}:{} {} {}: {}\n",
-                            d["ip"].as_str().unwrap_or(""),
-                            d["port"],
-                            d["cve"].as_str().unwrap_or(""),
-                            d["outcome"].as_str().unwrap_or(""),
-                            d["reason"].as_str().unwrap_or("")
-                        );
-                    }
-                }
-            }
+            // The decisions as recorded with the campaign (a summary that does not read
+            // as decisions, from a foreign writer, just lists none).
+            let decisions: Vec<campaign::Decision> = c
+                .summary
+                .get("decisions")
+                .and_then(|d| serde_json::from_value(d.clone()).ok())
+                .unwrap_or_default();
+            out += &not_told(&decisions);
             emit(out)
         }
         CampaignAction::Templates { out } => {
@@ -468,24 +457,7 @@ fn report_campaign(
             counts.join(" · ")
         }
     );
-    let not_told: Vec<_> = plan
-        .decisions
-        .iter()
-        .filter(|d| d.outcome != Outcome::Told && d.outcome != Outcome::RecentlyTold)
-        .collect();
-    if !not_told.is_empty() {
-        out += "not told (act on these):\n";
-        for d in not_told {
-            out += &format!(
-                "  {}:{} {} {}: {}\n",
-                d.ip,
-                d.port,
-                d.cve,
-                d.outcome.as_str(),
-                d.reason
-            );
-        }
-    }
+    out += &not_told(&plan.decisions);
     for problem in &plan.unusable_contacts {
         out += &format!("unusable contact: {problem}\n");
     }
@@ -493,6 +465,28 @@ fn report_campaign(
         out += "send with: wachter outbox send\n";
     }
     emit(out)
+}
+
+/// The findings a campaign did not tell and that need an analyst (told recently is fine).
+fn not_told(decisions: &[campaign::Decision]) -> String {
+    let mut out = String::new();
+    for d in decisions
+        .iter()
+        .filter(|d| d.outcome != Outcome::Told && d.outcome != Outcome::RecentlyTold)
+    {
+        if out.is_empty() {
+            out += "not told (act on these):\n";
+        }
+        out += &format!(
+            "  {}:{} {} {}: {}\n",
+            d.ip,
+            d.port,
+            d.cve,
+            d.outcome.as_str(),
+            d.reason
+        );
+    }
+    out
 }
 
 /// A store row as the campaign planner sees it.
@@ -690,10 +684,14 @@ fn send(store: &Store, args: &OutboxSendArgs, notify: &NotifyConfig) -> Result<u
             tracing::info!(ticket = %message.ticket, attempt = message.attempts, "sending");
             let result = mailer.send(&message.mail_from, &message.recipients, &message.bytes);
             let at = OffsetDateTime::now_utc();
+            // A rejection, or the last attempt, holds the message for an analyst.
+            let held = result
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.permanent || message.attempts >= send.max_attempts);
             let recorded = match &result {
                 Ok(delivered) => store.message_sent(&message, &delivered.response, &timestamp(at)),
                 Err(error) => {
-                    let held = error.permanent || message.attempts >= send.max_attempts;
                     let retry_at = (!held).then(|| timestamp(at + backoff(send, message.attempts)));
                     store.message_failed(&message, &error.to_string(), retry_at.as_deref())
                 }
@@ -714,7 +712,6 @@ fn send(store: &Store, args: &OutboxSendArgs, notify: &NotifyConfig) -> Result<u
                 }
                 Err(error) => {
                     tracing::warn!(ticket = %message.ticket, %error, "not delivered");
-                    let held = error.permanent || message.attempts >= send.max_attempts;
                     if held {
                         report.held.push((message.ticket, error.to_string()));
                     } else {

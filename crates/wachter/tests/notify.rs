@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wachter_lab::{Behaviour, HostSpec, KeyKind, Lab, LabOptions};
+use wachter_lab::{Behaviour, Lab};
 
 mod common;
 use common::*;
@@ -121,24 +121,11 @@ fn part<'a>(message: &'a serde_json::Value, content_type: &str) -> &'a str {
 }
 
 async fn lab_at(hosts: &[(&str, Behaviour)]) -> Lab {
-    Lab::start(
-        hosts
-            .iter()
-            .map(|(ip, behaviour)| HostSpec {
-                ip: ip.parse().unwrap(),
-                port: 18443,
-                behaviour: *behaviour,
-                hostname: None,
-            })
-            .collect(),
-        &LabOptions {
-            key: KeyKind::Ecdsa,
-            drip_interval: Duration::from_millis(50),
-            log_requests: false,
-        },
-    )
-    .await
-    .unwrap()
+    let hosts: Vec<(std::net::IpAddr, Behaviour)> = hosts
+        .iter()
+        .map(|(ip, b)| (ip.parse().unwrap(), *b))
+        .collect();
+    lab_hosts(&hosts).await
 }
 
 /// Scans `targets` (all in 127.`block`.0.0/16) into `db`.
@@ -441,6 +428,23 @@ async fn campaign_round_trip(python: &Path, db: &str) {
         .find(|d| d["outcome"] == "unroutable")
         .unwrap();
     assert_eq!(unroutable["ip"], "127.79.3.1");
+    // `campaign show` reads the decisions back from the store and lists what needs action.
+    let id = queued["campaign_id"].as_i64().unwrap().to_string();
+    let shown = wachter_async(&["campaign", "show", &id, "--db", db]).await;
+    assert_exit(&shown, 0);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("127.79.3.1:18443 CVE-2019-19781 unroutable"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("127.79.4.1:18443 CVE-2019-19781 suppressed"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("127.79.0.1:18443 CVE"),
+        "told findings are not listed: {shown}"
+    );
     let tickets: Vec<String> = messages
         .iter()
         .map(|m| m["ticket"].as_str().unwrap().to_string())

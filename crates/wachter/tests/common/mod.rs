@@ -128,20 +128,34 @@ pub fn query_ints(db: &str, sql: &str) -> Option<Vec<i64>> {
     .flatten()
 }
 
+/// A lab of `behaviours` on consecutive addresses from `block_start`, port 18443.
 pub async fn lab(block_start: &str, behaviours: &[Behaviour]) -> Lab {
     let first: std::net::Ipv4Addr = block_start.parse().unwrap();
-    let hosts = behaviours
+    let hosts: Vec<(std::net::IpAddr, Behaviour)> = behaviours
         .iter()
         .enumerate()
-        .map(|(i, b)| HostSpec {
-            ip: std::net::Ipv4Addr::from(u32::from(first) + i as u32).into(),
-            port: 18443,
-            behaviour: *b,
-            hostname: None,
+        .map(|(i, b)| {
+            (
+                std::net::Ipv4Addr::from(u32::from(first) + i as u32).into(),
+                *b,
+            )
         })
         .collect();
+    lab_hosts(&hosts).await
+}
+
+/// A lab of these hosts, each on port 18443.
+pub async fn lab_hosts(hosts: &[(std::net::IpAddr, Behaviour)]) -> Lab {
     Lab::start(
-        hosts,
+        hosts
+            .iter()
+            .map(|(ip, behaviour)| HostSpec {
+                ip: *ip,
+                port: 18443,
+                behaviour: *behaviour,
+                hostname: None,
+            })
+            .collect(),
         &LabOptions {
             key: KeyKind::Ecdsa,
             drip_interval: Duration::from_millis(50),
