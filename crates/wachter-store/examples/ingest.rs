@@ -8,36 +8,16 @@
 
 use std::time::Instant;
 
-use wachter_core::assessment::{Assessment, Basis, CveVerdict, Flags, Product, Verdict};
-use wachter_core::record::{
-    Blob, Certificate, HttpExchange, HttpOutcome, Protocol, ServiceRecord, Status, TlsInfo,
-};
+mod support;
+
+use wachter_core::assessment::Verdict;
+use wachter_core::record::{Blob, HttpExchange, HttpOutcome, ServiceRecord};
 use wachter_scan::output::{Checkpoint, RecordSink};
 use wachter_store::{ScanInfo, Store, StoreSink};
 
 fn record(i: u64) -> ServiceRecord {
     let ip = std::net::Ipv4Addr::from(0x7f00_0000u32 + (i as u32 % 0x00ff_ffff));
-    let mut r = ServiceRecord::new(ip.into(), 443, None, "2026-11-28T00:00:00Z".into());
-    r.status = Status::Open;
-    r.protocol = Some(Protocol::Https);
-    r.connections = 1;
-    // One certificate per 50 services: appliances share wildcard certificates.
-    let cert = i / 50;
-    r.tls = Some(TlsInfo {
-        established: true,
-        version: Some("TLSv1.2".into()),
-        cipher: Some("ECDHE-RSA-AES128-GCM-SHA256".into()),
-        chain: vec![Certificate {
-            sha256: format!("{cert:064x}"),
-            subject: format!("CN=vpn{cert}.example.test"),
-            issuer: "CN=Example CA".into(),
-            sans: vec![format!("vpn{cert}.example.test")],
-            der: "MIIB".into(),
-            ..Certificate::default()
-        }],
-        handshakes: 1,
-        ..TlsInfo::default()
-    });
+    let mut r = support::tls_service(i, ip.into(), "2026-11-28T00:00:00Z");
     r.http.push(HttpExchange {
         name: "root".into(),
         request: Blob(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
@@ -55,20 +35,7 @@ fn record(i: u64) -> ServiceRecord {
     });
     // A tenth are NetScalers with a verdict, like a real constituency scan.
     if i.is_multiple_of(10) {
-        r.checks.push(Assessment {
-            check: "netscaler".into(),
-            product: Product::Netscaler,
-            signals: vec!["title:Citrix Gateway".into()],
-            build: None,
-            probe: None,
-            cves: vec![CveVerdict {
-                cve: "CVE-2019-19781".into(),
-                verdict: Verdict::Vulnerable,
-                basis: Basis::Probe,
-                detail: String::new(),
-            }],
-            flags: Flags::default(),
-        });
+        r.checks.push(support::netscaler(Verdict::Vulnerable));
     }
     r
 }

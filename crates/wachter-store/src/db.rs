@@ -169,6 +169,27 @@ pub fn redact(location: &str) -> String {
     }
 }
 
+/// Creates a new SQLite file readable by its owner only (0600, whatever the umask), before
+/// SQLite opens it: a store holds password hashes, sessions and the case's data. SQLite
+/// gives its `-wal` and `-shm` files the mode of the database file, so they follow. An
+/// existing file keeps its mode (its owner chose it); special names (`:memory:`, `""`,
+/// `file:` URIs) are left to SQLite. Any failure here is left to SQLite's open too, which
+/// reports it with its own words.
+fn create_private_file(location: &str) {
+    if location.is_empty() || location == ":memory:" || location.starts_with("file:") {
+        return;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(location);
+    }
+}
+
 impl Db {
     /// Opens a SQLite file (created if missing) or connects to a PostgreSQL URL.
     pub fn open(location: &str) -> Result<Db, StoreError> {
@@ -185,6 +206,7 @@ impl Db {
                 location: shown.clone(),
                 source,
             };
+            create_private_file(location);
             let conn = rusqlite::Connection::open(location).map_err(sqlite)?;
             conn.busy_timeout(WRITE_WAIT).map_err(sqlite)?;
             // The batch writer uses a few statement shapes per table (see `chunks`).
@@ -781,6 +803,57 @@ mod tests {
             values_list(2, &[Some("BIGINT"), None]),
             "(CAST(?1 AS BIGINT), ?2), (CAST(?3 AS BIGINT), ?4)"
         );
+    }
+
+    /// A new store and its journal files are its owner's alone; an existing file keeps
+    /// the mode its owner gave it.
+    #[cfg(unix)]
+    #[test]
+    fn new_sqlite_files_are_private_and_existing_ones_keep_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &str| {
+            std::fs::metadata(path)
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        let remove = |path: &str| {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{path}{suffix}"));
+            }
+        };
+        let dir = std::env::temp_dir();
+        let fresh = dir
+            .join(format!("wachter-db-{}-private.db", std::process::id()))
+            .display()
+            .to_string();
+        remove(&fresh);
+        let store = crate::Store::open(&fresh).unwrap();
+        // The write-ahead log and its index exist while the store is open and written.
+        store.users().unwrap();
+        for file in [
+            fresh.clone(),
+            format!("{fresh}-wal"),
+            format!("{fresh}-shm"),
+        ] {
+            assert_eq!(mode(&file), 0o600, "{file}");
+        }
+        drop(store);
+        remove(&fresh);
+
+        let shared = dir
+            .join(format!("wachter-db-{}-shared.db", std::process::id()))
+            .display()
+            .to_string();
+        remove(&shared);
+        std::fs::write(&shared, b"").unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let store = crate::Store::open(&shared).unwrap();
+        store.users().unwrap();
+        assert_eq!(mode(&shared), 0o640);
+        drop(store);
+        remove(&shared);
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 use std::collections::HashSet;
 
+mod access;
 mod constituency;
 mod db;
 mod ingest;
@@ -27,7 +28,9 @@ mod notify;
 pub mod report;
 mod schema;
 mod sink;
+pub mod view;
 
+pub use access::{SessionRow, TokenGrant, TokenRow, UserCredentials, UserRow};
 pub use constituency::{
     AttributionRow, OrganisationChanges, OwnedFinding, RegistryRow, ServiceFacts,
     StoredOrganisation, same_name,
@@ -213,6 +216,12 @@ impl Store {
             "UPDATE scans SET finished_at = ?1, state = ?2, summary = ?3, services = (SELECT count(*) FROM observations WHERE scan_id = ?4) WHERE id = ?4",
             vals![now(), state, summary_json, scan_id],
         )?;
+        // The scan's standing per CVE, kept for the overview's trend. Derived data: if it
+        // cannot be kept now, the overview computes it the first time it misses it, so
+        // the scan itself does not fail over it.
+        if !interrupted && let Err(e) = self.record_trend(scan_id) {
+            tracing::warn!(scan_id, error = %e, "the scan's trend point was not kept; the overview will compute it");
+        }
         Ok(())
     }
 
@@ -354,6 +363,11 @@ impl Store {
             }
             db.execute(
                 "UPDATE scans SET state = 'running', finished_at = NULL WHERE id = ?1",
+                vals![scan_id],
+            )?;
+            // Its trend is computed live again while it runs, and kept when it finishes.
+            db.execute(
+                "DELETE FROM trend_points WHERE scan_id = ?1",
                 vals![scan_id],
             )?;
             Ok(removed as usize)

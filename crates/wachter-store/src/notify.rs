@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::db::{Db, Row, Value, vals};
+use crate::db::{ColumnError, Db, Row, Value, vals};
 use crate::{Store, StoreError};
 
 /// An open finding with everything a notice about it needs.
@@ -149,9 +149,15 @@ pub struct CampaignRow {
     pub summary: serde_json::Value,
 }
 
-const OUTBOX_COLUMNS: &str = "m.id, m.campaign_id, m.ticket, m.recipient_name, m.recipients, m.subject, m.round, m.state, m.attempts, m.next_attempt_at, \
+/// A message without its bytes, as [`message_row`] reads it; `m` is `messages`. The outbox
+/// and the dashboard's lists read messages with these; a query may select more after them,
+/// from column [`MESSAGE_WIDTH`] on.
+pub(crate) const MESSAGE_COLUMNS: &str = "m.id, m.campaign_id, m.ticket, m.recipient_name, m.recipients, m.subject, m.round, m.state, m.attempts, m.next_attempt_at, \
      m.last_attempt_at, m.last_error, m.smtp_response, m.sent_at, m.created_at, \
-     (SELECT COUNT(*) FROM notifications n WHERE n.message_id = m.id)";
+     (SELECT COUNT(*) FROM notifications n WHERE n.message_id = m.id), m.organisation_id";
+
+/// How many columns [`MESSAGE_COLUMNS`] names.
+const MESSAGE_WIDTH: usize = 17;
 
 /// Message states that count as "this finding was told" (or will be).
 const TOLD: &str = "m.state <> 'cancelled'";
@@ -220,7 +226,7 @@ impl Store {
     /// Reserves `count` ticket numbers (`<prefix>-<number>`), unique in this store, in a
     /// short transaction: messages are then rendered without the write lock.
     pub fn reserve_tickets(&self, prefix: &str, count: usize) -> Result<Vec<String>, StoreError> {
-        let now = timestamp(time::OffsetDateTime::now_utc());
+        let now = timestamp_now();
         self.db.write(|db| {
             let mut tickets = Vec::with_capacity(count);
             for _ in 0..count {
@@ -243,7 +249,7 @@ impl Store {
         campaign: &NewCampaign,
         messages: &[NewMessage],
     ) -> Result<CampaignCreated, StoreError> {
-        let now = timestamp(time::OffsetDateTime::now_utc());
+        let now = timestamp_now();
         self.db.write(|db| {
             let finding_ids: Vec<i64> = messages
                 .iter()
@@ -303,40 +309,27 @@ impl Store {
         })
     }
 
-    /// Campaigns, newest first, with their messages counted by state.
+    /// Campaigns, newest first, with their messages counted by state (read as the
+    /// dashboard reads them).
     pub fn campaigns(&self) -> Result<Vec<CampaignRow>, StoreError> {
-        let rows = self.db.query(
-            "SELECT id, name, cve, created_at, tlp, language, summary FROM campaigns ORDER BY id DESC",
-            vals![],
-        )?;
-        let counts = self.db.query(
-            "SELECT campaign_id, state, COUNT(*) FROM messages GROUP BY campaign_id, state",
-            vals![],
-        )?;
-        let col = |e| self.db.column_error(e);
-        let mut by_campaign: HashMap<i64, HashMap<String, i64>> = HashMap::new();
-        for r in &counts {
-            by_campaign
-                .entry(r.int(0).map_err(col)?)
-                .or_default()
-                .insert(r.text(1).map_err(col)?, r.int(2).map_err(col)?);
-        }
-        rows.iter()
-            .map(|r| {
-                let id = r.int(0)?;
-                Ok(CampaignRow {
-                    id,
-                    name: r.text(1)?,
-                    cve: r.text(2)?,
-                    created_at: r.text(3)?,
-                    tlp: r.text(4)?,
-                    language: r.text(5)?,
-                    messages: by_campaign.remove(&id).unwrap_or_default(),
-                    summary: serde_json::from_str(&r.text(6)?).unwrap_or_default(),
-                })
+        Ok(self
+            .campaign_rows(None, false)?
+            .into_iter()
+            .map(|(campaign, summary)| CampaignRow {
+                id: campaign.id,
+                name: campaign.name,
+                cve: campaign.cve,
+                created_at: campaign.created_at,
+                tlp: campaign.tlp,
+                language: campaign.language,
+                messages: campaign
+                    .messages
+                    .into_iter()
+                    .map(|(state, n)| (state, i64::try_from(n).unwrap_or(i64::MAX)))
+                    .collect(),
+                summary: serde_json::from_str(&summary).unwrap_or_default(),
             })
-            .collect::<Result<_, _>>()
-            .map_err(col)
+            .collect())
     }
 
     /// The outbox, oldest first: every message of one campaign, or of all.
@@ -346,7 +339,7 @@ impl Store {
             None => ("", vals![]),
         };
         let rows = self.db.query(
-            &format!("SELECT {OUTBOX_COLUMNS} FROM messages m {filter} ORDER BY m.id"),
+            &format!("SELECT {MESSAGE_COLUMNS} FROM messages m {filter} ORDER BY m.id"),
             params,
         )?;
         self.outbox_rows(&rows)
@@ -362,7 +355,7 @@ impl Store {
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = self.db.query(
             &format!(
-                "SELECT {OUTBOX_COLUMNS} FROM messages m \
+                "SELECT {MESSAGE_COLUMNS} FROM messages m \
                  WHERE (m.state = 'queued' AND m.next_attempt_at <= ?1) OR (m.state = 'sending' AND m.last_attempt_at < ?2) \
                  ORDER BY m.next_attempt_at, m.id LIMIT ?3"
             ),
@@ -468,7 +461,7 @@ impl Store {
     /// Queues held messages again, due now: those with these tickets, or every held one
     /// (`None`). Returns how many changed.
     pub fn requeue_messages(&self, tickets: Option<&[String]>) -> Result<u64, StoreError> {
-        let now = timestamp(time::OffsetDateTime::now_utc());
+        let now = timestamp_now();
         self.db.write(|db| match tickets {
             None => db.execute(
                 "UPDATE messages SET state = 'queued', next_attempt_at = ?1 WHERE state = 'held'",
@@ -506,7 +499,7 @@ impl Store {
     pub fn message(&self, ticket: &str) -> Result<Option<(OutboxRow, Vec<u8>)>, StoreError> {
         let rows = self.db.query(
             &format!(
-                "SELECT {OUTBOX_COLUMNS}, b.message FROM messages m JOIN message_bodies b ON b.message_id = m.id WHERE m.ticket = ?1"
+                "SELECT {MESSAGE_COLUMNS}, b.message FROM messages m JOIN message_bodies b ON b.message_id = m.id WHERE m.ticket = ?1"
             ),
             vals![ticket],
         )?;
@@ -514,7 +507,7 @@ impl Store {
             return Ok(None);
         };
         let outbox = self.outbox_rows(std::slice::from_ref(r))?;
-        let bytes = r.blob(16).map_err(|e| self.db.column_error(e))?;
+        let bytes = r.blob(MESSAGE_WIDTH).map_err(|e| self.db.column_error(e))?;
         Ok(outbox.into_iter().next().map(|row| (row, bytes)))
     }
 
@@ -542,34 +535,44 @@ impl Store {
 
     fn outbox_rows(&self, rows: &[Row]) -> Result<Vec<OutboxRow>, StoreError> {
         rows.iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    id: r.int(0)?,
-                    campaign_id: r.int(1)?,
-                    ticket: r.text(2)?,
-                    recipient_name: r.text(3)?,
-                    recipients: serde_json::from_str(&r.text(4)?).unwrap_or_default(),
-                    subject: r.text(5)?,
-                    round: r.int(6)?,
-                    state: r.text(7)?,
-                    attempts: r.int(8)?,
-                    next_attempt_at: r.text(9)?,
-                    last_attempt_at: r.opt_text(10)?,
-                    last_error: r.opt_text(11)?,
-                    smtp_response: r.opt_text(12)?,
-                    sent_at: r.opt_text(13)?,
-                    created_at: r.text(14)?,
-                    findings: r.int(15)?,
-                })
-            })
+            .map(|r| message_row(r).map(|(row, _)| row))
             .collect::<Result<_, _>>()
             .map_err(|e| self.db.column_error(e))
     }
 }
 
+/// A message read with [`MESSAGE_COLUMNS`]: its outbox row, and the organisation it was
+/// addressed to (if any).
+pub(crate) fn message_row(r: &Row) -> Result<(OutboxRow, Option<i64>), ColumnError> {
+    let row = OutboxRow {
+        id: r.int(0)?,
+        campaign_id: r.int(1)?,
+        ticket: r.text(2)?,
+        recipient_name: r.text(3)?,
+        recipients: serde_json::from_str(&r.text(4)?).unwrap_or_default(),
+        subject: r.text(5)?,
+        round: r.int(6)?,
+        state: r.text(7)?,
+        attempts: r.int(8)?,
+        next_attempt_at: r.text(9)?,
+        last_attempt_at: r.opt_text(10)?,
+        last_error: r.opt_text(11)?,
+        smtp_response: r.opt_text(12)?,
+        sent_at: r.opt_text(13)?,
+        created_at: r.text(14)?,
+        findings: r.int(15)?,
+    };
+    Ok((row, r.opt_int(16)?))
+}
+
 /// Times in the outbox (see [`wachter_core::stamp`]): comparing the text compares the times.
 pub fn timestamp(t: time::OffsetDateTime) -> String {
     wachter_core::stamp::utc(t)
+}
+
+/// The time now, as [`timestamp`] writes it.
+pub(crate) fn timestamp_now() -> String {
+    timestamp(time::OffsetDateTime::now_utc())
 }
 
 /// `<prefix>-<number>`: numbers start at 10000001 (as in IntelMQ mailgen) so every ticket
@@ -612,7 +615,7 @@ fn recheck_interval(db: &Db, finding_ids: &[i64], cutoff: &str) -> Result<(), St
 /// Candidates read per query.
 const CANDIDATE_PAGE: i64 = 2_000;
 
-fn candidate_row(r: &Row) -> Result<NoticeCandidate, crate::db::ColumnError> {
+fn candidate_row(r: &Row) -> Result<NoticeCandidate, ColumnError> {
     Ok(NoticeCandidate {
         finding_id: r.int(0)?,
         service_id: r.int(1)?,
@@ -656,10 +659,11 @@ fn registry_name(detail: &str) -> Option<String> {
         .map(String::from)
 }
 
-fn returned_id(db: &Db, row: Option<Row>) -> Result<i64, StoreError> {
+/// The id an `INSERT … RETURNING id` gave back.
+pub(crate) fn returned_id(db: &Db, row: Option<Row>) -> Result<i64, StoreError> {
     match row {
         Some(r) => r.int(0).map_err(|e| db.column_error(e)),
-        None => Err(db.column_error(crate::db::ColumnError("no id returned".into()))),
+        None => Err(db.column_error(ColumnError("no id returned".into()))),
     }
 }
 

@@ -4,12 +4,21 @@ use wachter_core::record::{ServiceRecord, Status};
 use super::*;
 
 fn temp_db(name: &str) -> String {
-    let path = std::env::temp_dir().join(format!("wachter-store-{}-{name}.db", std::process::id()));
-    remove_sqlite(&path.display().to_string());
-    path.display().to_string()
+    temp_db_in("store", name)
 }
 
-fn remove_sqlite(path: &str) {
+/// A path for a fresh SQLite file of the tests of `area` (no file there yet).
+fn temp_db_in(area: &str, name: &str) -> String {
+    let path = std::env::temp_dir()
+        .join(format!("wachter-{area}-{}-{name}.db", std::process::id()))
+        .display()
+        .to_string();
+    remove_sqlite(&path);
+    path
+}
+
+/// Removes a SQLite file with its journal files.
+pub(crate) fn remove_sqlite(path: &str) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
     }
@@ -18,11 +27,30 @@ fn remove_sqlite(path: &str) {
 /// Runs `case` on a fresh SQLite file, then on a fresh PostgreSQL database when the suite
 /// has a server (`.ci/run` always does).
 fn on_each_backend(name: &str, case: impl Fn(&str)) {
-    let path = temp_db(name);
+    on_each_backend_in("store", name, case);
+}
+
+/// [`on_each_backend`] for the tests of `area`: its own files and databases, so `name`
+/// need only be unique within the area.
+pub(crate) fn on_each_backend_in(area: &str, name: &str, case: impl Fn(&str)) {
+    let path = temp_db_in(area, name);
     case(&path);
     remove_sqlite(&path);
-    if let Some(url) = testing::postgres_database(&format!("store_{name}")) {
+    if let Some(url) = testing::postgres_database(&format!("{area}_{name}")) {
         case(&url);
+    }
+}
+
+/// A NetScaler check's assessment with these verdicts.
+pub(crate) fn netscaler_assessment(cves: Vec<CveVerdict>) -> Assessment {
+    Assessment {
+        check: "netscaler".into(),
+        product: Product::Netscaler,
+        signals: vec![],
+        build: None,
+        probe: None,
+        cves,
+        flags: Flags::default(),
     }
 }
 
@@ -34,28 +62,20 @@ fn record(ip: &str, verdict: Verdict) -> ServiceRecord {
         "2026-01-01T00:00:00Z".into(),
     );
     r.status = Status::Open;
-    r.checks.push(Assessment {
-        check: "netscaler".into(),
-        product: Product::Netscaler,
-        signals: vec![],
-        build: None,
-        probe: None,
-        cves: vec![
-            CveVerdict {
-                cve: "CVE-2019-19781".into(),
-                verdict,
-                basis: Basis::Probe,
-                detail: String::new(),
-            },
-            CveVerdict {
-                cve: "CVE-2023-3519".into(),
-                verdict: Verdict::NotApplicable,
-                basis: Basis::None,
-                detail: String::new(),
-            },
-        ],
-        flags: Flags::default(),
-    });
+    r.checks.push(netscaler_assessment(vec![
+        CveVerdict {
+            cve: "CVE-2019-19781".into(),
+            verdict,
+            basis: Basis::Probe,
+            detail: String::new(),
+        },
+        CveVerdict {
+            cve: "CVE-2023-3519".into(),
+            verdict: Verdict::NotApplicable,
+            basis: Basis::None,
+            detail: String::new(),
+        },
+    ]));
     r
 }
 
