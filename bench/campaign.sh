@@ -25,7 +25,7 @@ wachter=$here/target/release/wachter
 db=$out/campaign.db
 
 # One real record of a vulnerable appliance, from a lab scan.
-"$wachter" demo --db "$out/demo.db" >/dev/null 2>&1 || true
+"$wachter" demo --no-serve --db "$out/demo.db" >/dev/null 2>&1 || true
 sqlite3 "$out/demo.db" "SELECT o.record FROM observations o JOIN services s ON s.id = o.service_id WHERE s.ip = '127.77.0.13'" >"$out/template.json"
 
 # N copies on distinct addresses (127.100.0.0 upwards, 20 per /24: one organisation each),

@@ -39,7 +39,9 @@ pub enum Command {
     Scan(Box<ScanArgs>),
     /// Serve simulated hosts on loopback addresses, with a ground-truth manifest.
     Lab(LabArgs),
-    /// Run a lab, scan it and report: the whole job in one command, on loopback only.
+    /// Run a lab, scan it, report, then serve the dashboard: the whole job in one command,
+    /// on loopback only.
+    #[command(long_about = DEMO_HELP)]
     Demo(DemoArgs),
     /// Compare scan records with a lab manifest: every host classified exactly?
     Verify(VerifyArgs),
@@ -74,6 +76,181 @@ pub enum Command {
     /// Was this appliance compromised? Rule packs over an image root, a bundle or logs.
     #[command(long_about = TRIAGE_HELP)]
     Triage(TriageArgs),
+    /// Serve the dashboard and the JSON API over the store (users log in; scripts use
+    /// API tokens).
+    #[command(long_about = SERVE_HELP)]
+    Serve(ServeArgs),
+    /// Who may use the dashboard: add and remove users, set passwords and roles.
+    #[command(long_about = USER_HELP)]
+    User(UserArgs),
+    /// API tokens for scripts and other tools: add (the secret is shown once), list,
+    /// revoke.
+    #[command(long_about = TOKEN_HELP)]
+    Token(TokenArgs),
+}
+
+const SERVE_HELP: &str = "Serve the dashboard and the JSON API over the store.
+
+The dashboard shows the case at a glance (counts per state and CVE, the trend of open
+findings over scans, the newest findings) and every organisation, host (with its evidence),
+scan, campaign and triage report; every list downloads as CSV. The API (/api/v1, described
+by /api/v1/openapi.json) serves the same data as JSON to other tools. All assets are in the
+binary: it works air-gapped.
+
+Nobody can log in until a user exists: `wachter user add NAME --role admin` first. Scripts
+authenticate with `Authorization: Bearer TOKEN` (`wachter token add`).
+
+It listens on 127.0.0.1:8460 unless told otherwise ([serve] listen, WACHTER_SERVE__LISTEN,
+--listen); port 0 picks a free port, and the address actually used is printed. wachter
+speaks plain HTTP: to serve anything beyond this machine, put a TLS-terminating reverse
+proxy in front (session cookies are marked Secure). Ctrl-C (or SIGTERM) stops it after the
+requests in flight.
+
+Examples:
+  wachter user add alice --role admin
+  wachter serve
+  wachter serve --db postgres://wachter@db.cert.example/case --listen 127.0.0.1:9000
+  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8460/api/v1/overview";
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address and port to listen on (default: [serve] listen, 127.0.0.1:8460).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB")]
+    pub db: Option<String>,
+    /// Store connections kept open for requests (default: [serve] pool_size, 4).
+    #[arg(long, value_name = "N")]
+    pub pool_size: Option<usize>,
+    /// How long a login lasts, in hours (default: [serve] session_hours, 12).
+    #[arg(long, value_name = "HOURS")]
+    pub session_hours: Option<u64>,
+}
+
+const USER_HELP: &str = "Who may use the dashboard, and what they may do.
+
+Roles: viewer (reads everything), analyst (also retries and cancels messages in the
+outbox), admin (also manages users and everyone's API tokens in the dashboard).
+
+Passwords have at least 12 characters. They are asked twice on the terminal, or read from
+the first line of standard input with --password-stdin (for scripts; never put a password
+on the command line, where other users see it). The prompt turns the terminal's echo off
+and refuses to ask when it cannot. The store keeps only an Argon2id hash.
+
+Examples:
+  wachter user add alice --role admin
+  printf '%s\\n' \"$PASSWORD\" | wachter user add ci-reader --password-stdin
+  wachter user list --json
+  wachter user role bob analyst
+  wachter user passwd bob            # also logs bob out everywhere; API tokens stay
+  wachter user passwd bob --revoke-tokens   # and revokes bob's API tokens
+  wachter user remove bob            # with bob's sessions and API tokens";
+
+#[derive(Args, Debug, Clone)]
+pub struct UserArgs {
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB", global = true)]
+    pub db: Option<String>,
+    #[command(subcommand)]
+    pub action: UserAction,
+}
+
+/// The roles, as the command line accepts them.
+const ROLES: [&str; 3] = ["viewer", "analyst", "admin"];
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum UserAction {
+    /// Add a user (the database is created if missing).
+    Add {
+        /// The login name (unique, case-insensitive).
+        name: String,
+        /// viewer, analyst or admin.
+        #[arg(long, default_value = "viewer", value_parser = ROLES)]
+        role: String,
+        /// Read the password from the first line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user, with their sessions and API tokens.
+    Remove { name: String },
+    /// Set a new password; the user's sessions end, but their API tokens stay live unless
+    /// --revoke-tokens is given.
+    Passwd {
+        name: String,
+        /// Read the password from the first line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Also revoke the user's API tokens (after a suspected compromise: a token works
+        /// without the password).
+        #[arg(long)]
+        revoke_tokens: bool,
+    },
+    /// Change a user's role.
+    Role {
+        name: String,
+        /// viewer, analyst or admin.
+        #[arg(value_parser = ROLES)]
+        role: String,
+    },
+}
+
+const TOKEN_HELP: &str = "API tokens: how scripts and other tools use the API.
+
+A token belongs to a user and never grants more than the user's role. Scope read allows
+GET requests; scope write also the actions the role allows (an analyst's outbox retry and
+cancel). The secret (wachter_…) is printed once, when the token is made: the store keeps
+only its SHA-256. Send it as `Authorization: Bearer wachter_…`. Revoked and expired tokens
+are refused at once.
+
+Examples:
+  wachter token add --user alice --name grafana
+  wachter token add --user alice --name outbox-bot --scope write --expires-days 90 --json
+  wachter token list
+  wachter token revoke 3";
+
+#[derive(Args, Debug, Clone)]
+pub struct TokenArgs {
+    /// The database: a SQLite file, or a postgres:// URL (default: [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB", global = true)]
+    pub db: Option<String>,
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum TokenAction {
+    /// Make a token for a user and print its secret (once).
+    Add {
+        /// Whose token it is.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// What it is for (shown in lists).
+        #[arg(long, value_name = "LABEL", default_value = "")]
+        name: String,
+        /// read (GET only) or write (also the actions the user's role allows; not for
+        /// viewers).
+        #[arg(long, default_value = "read", value_parser = ["read", "write"])]
+        scope: String,
+        /// Refused after this many days (default: until revoked).
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_days: Option<u32>,
+        /// Print the token (with its secret) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tokens (never their secrets), newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: it is refused from now on.
+    Revoke { id: i64 },
 }
 
 const TRIAGE_HELP: &str =
@@ -99,7 +276,11 @@ EXIT CODES (triage):
   1  compromised: an indicator of compromise or post-exploitation was found
   4  exploitation attempted: successful scanning or failed exploitation, no compromise
   5  not enough data: neither web access logs nor the appliance's file system
-  2  bad usage (PATH unreadable, a broken rule file)";
+  2  bad usage (PATH unreadable, a broken rule file, --org naming no organisation)
+
+Keep the result for the case with --save (--db, --org NAME, --label TEXT): the dashboard
+lists saved reports; the saved id is printed (on stderr with --json).
+  wachter triage bundle.tar.gz --save --org \"Ziekenhuis Demo\" --label \"vpn01, 2024-03-02\"";
 
 #[derive(Args, Debug, Clone)]
 pub struct TriageArgs {
@@ -117,6 +298,21 @@ pub struct TriageArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Keep the report in the database (shown by `wachter serve` under Triage): the JSON
+    /// report, its verdict and its number of hits.
+    #[arg(long)]
+    pub save: bool,
+    /// With --save: the organisation the appliance belongs to (by name; checked before
+    /// the evidence is read).
+    #[arg(long, value_name = "NAME", requires = "save")]
+    pub org: Option<String>,
+    /// With --save: a label for the report (default: the evidence's path).
+    #[arg(long, value_name = "TEXT", requires = "save")]
+    pub label: Option<String>,
+    /// With --save: the database, a SQLite file or a postgres:// URL (default: [store] db,
+    /// `wachter.db`).
+    #[arg(long, value_name = "DB", requires = "save")]
+    pub db: Option<String>,
 }
 
 const CAMPAIGN_HELP: &str = "Tell owners about open findings of one CVE.
@@ -675,6 +871,21 @@ pub struct LabArgs {
     pub duration: Option<u64>,
 }
 
+const DEMO_HELP: &str =
+    "Run a lab of simulated hosts on loopback, scan it, compare every host with the
+lab's ground truth, attribute the hosts to a demo constituency and render the
+CVE-2019-19781 notifications for review (nothing is sent). No network and no set-up.
+
+Then it serves the dashboard over the demo's database on a free loopback port, with a
+user `demo` (role admin) and a fresh random password, and prints the URL and the
+password: `Dashboard: http://127.0.0.1:PORT/ (user demo, password …)`. It serves until
+Ctrl-C, also when standard output is not a terminal (a pipe, a file): pass --no-serve to
+end right after the report, as scripts and tests do.
+
+Examples:
+  wachter demo
+  wachter demo --no-serve --json > demo.json";
+
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
     /// Loopback block for the demo lab.
@@ -692,6 +903,9 @@ pub struct DemoArgs {
     /// Where the demo's notifications are rendered for review (a dry run: nothing is sent).
     #[arg(long, value_name = "DIR", default_value = "wachter-demo-mail")]
     pub mail_dir: std::path::PathBuf,
+    /// End after the report instead of serving the dashboard.
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 /// An error with the exit code it deserves.
@@ -734,6 +948,9 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Campaign(args) => crate::notify::campaign(args, &config),
         Command::Outbox(args) => crate::notify::outbox(args, &config),
         Command::Export(args) => crate::notify::export(args, &config),
-        Command::Triage(args) => crate::triage::run(args),
+        Command::Triage(args) => crate::triage::run(args, &config),
+        Command::Serve(args) => crate::serve::serve(args, &config).await,
+        Command::User(args) => crate::serve::user(args, &config),
+        Command::Token(args) => crate::serve::token(args, &config),
     }
 }

@@ -21,6 +21,39 @@ pub struct Config {
     pub scan: ScanConfig,
     pub store: StoreConfig,
     pub notify: NotifyConfig,
+    pub serve: ServeConfig,
+}
+
+/// `[serve]`: how `wachter serve` runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address and port to listen on. wachter speaks plain HTTP: beyond loopback, put a
+    /// TLS-terminating proxy in front.
+    pub listen: String,
+    /// Store connections kept open for requests (more requests at once wait for one).
+    pub pool_size: usize,
+    /// How long a login lasts, in hours.
+    pub session_hours: u64,
+    /// Names a reverse proxy forwards requests under (`cert.example`, or with a port);
+    /// requests naming any other host are refused (DNS rebinding).
+    pub public_hosts: Vec<String>,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        let defaults = wachter_web::ServeOptions::default();
+        let exposure = wachter_web::Exposure::default();
+        ServeConfig {
+            listen: defaults.listen.to_string(),
+            pool_size: defaults.pool_size,
+            session_hours: defaults.session_hours,
+            public_hosts: exposure.public_hosts,
+            max_connections: exposure.max_connections,
+        }
+    }
 }
 
 /// `[notify]`: who the messages come from, and the rules for telling owners.
@@ -256,6 +289,30 @@ mod tests {
                 assert_eq!(config.notify.smtp.password.as_deref(), Some(password));
                 assert_eq!(config.notify.smtp.host, "relay.test");
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_server_section_reads_its_overrides() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.serve.listen, "127.0.0.1:8460");
+            assert_eq!(config.serve.pool_size, 4);
+            assert_eq!(config.serve.session_hours, 12);
+            assert!(config.serve.public_hosts.is_empty());
+            assert_eq!(config.serve.max_connections, 512);
+            jail.create_file(
+                "wachter.toml",
+                "[serve]\nsession_hours = 8\npublic_hosts = [\"cert.example\"]\n",
+            )?;
+            jail.set_env("WACHTER_SERVE__LISTEN", "127.0.0.2:9000");
+            jail.set_env("WACHTER_SERVE__POOL_SIZE", "2");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.serve.listen, "127.0.0.2:9000");
+            assert_eq!(config.serve.pool_size, 2);
+            assert_eq!(config.serve.session_hours, 8);
+            assert_eq!(config.serve.public_hosts, ["cert.example"]);
             Ok(())
         });
     }

@@ -1,6 +1,7 @@
 //! `wachter lab` and `wachter demo`.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use crate::cli::{
 };
 use crate::config::Config;
 use crate::exit;
-use crate::scan::{Recording, Settings, execute, prepare_inputs, stop_on_interrupt};
+use crate::scan::{Recording, Settings, execute, prepare_inputs};
 
 pub async fn run_lab(args: LabArgs) -> Result<u8, Failure> {
     let hosts: IpRange = args
@@ -179,7 +180,16 @@ pub async fn run_demo(args: DemoArgs, full_config: &Config) -> Result<u8, Failur
     let collected = Arc::new(Mutex::new(Vec::new()));
     let (recording, store_sink) = Recording::start(&args.db, &settings, "netscaler", None)?;
     let sink = Box::new(Tee(vec![Box::new(Collect(collected.clone())), store_sink]));
-    let summary = execute(settings, inputs, sink, stop_on_interrupt()).await?;
+    let (stop, watching) = stop_scan_on_interrupt();
+    let summary = execute(settings, inputs, sink, stop).await?;
+    // From here until the dashboard serves, Ctrl-C quits (the scan's watcher would only
+    // set a flag nobody reads any more).
+    watching.abort();
+    let quitting = tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(exit::INTERRUPTED.into());
+        }
+    });
     let stored = recording.finish(&summary)?;
     let records: Vec<ServiceRecord> = collected.lock().map(|r| r.clone()).unwrap_or_default();
 
@@ -198,7 +208,129 @@ pub async fn run_demo(args: DemoArgs, full_config: &Config) -> Result<u8, Failur
     }
     drop(out);
     notify_preview(&args, &block, full_config).await?;
+    if args.no_serve {
+        return Ok(exit::OK);
+    }
+    drop(lab);
+    serve_dashboard(&args, full_config, quitting).await?;
     Ok(exit::OK)
+}
+
+/// Like `scan::stop_on_interrupt`, but with the watcher's handle, so that it can be
+/// stopped once the scan is over (Ctrl-C then stops the dashboard instead).
+fn stop_scan_on_interrupt() -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let watching = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+            eprintln!(
+                "wachter: stopping; finishing the probes in flight (Ctrl-C again to quit now)"
+            );
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(exit::INTERRUPTED.into());
+            }
+        }
+    });
+    (stop, watching)
+}
+
+/// The end of the demo: the dashboard over the demo's store, on a free loopback port, with
+/// an admin `demo` whose password is new every run (see [`demo_login`]).
+async fn serve_dashboard(
+    args: &DemoArgs,
+    config: &Config,
+    quitting: tokio::task::JoinHandle<()>,
+) -> Result<(), Failure> {
+    let store = wachter_store::Store::open(&args.db).map_err(Failure::failed)?;
+    let password = demo_login(&store, is_demos_own_store(&args.db))?;
+    drop(store);
+    let defaults = &config.serve;
+    let server = wachter_web::Server::bind(wachter_web::ServeOptions {
+        store: args.db.clone(),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        pool_size: defaults.pool_size.clamp(1, 256),
+        session_hours: defaults.session_hours.clamp(1, 24 * 90),
+    })
+    .await
+    .context("starting the dashboard")
+    .map_err(Failure::failed)?;
+    let addr = server
+        .local_addr()
+        .context("the dashboard's address")
+        .map_err(Failure::failed)?;
+    quitting.abort();
+    let login = match &password {
+        Some(password) => format!("user {DEMO_USER}, password {password}"),
+        None => format!(
+            "log in as a user of this store: its user {DEMO_USER} was not made by this demo, \
+             so its password was left alone"
+        ),
+    };
+    let line = format!("Dashboard: http://{addr}/  ({login})  — Ctrl-C to stop\n");
+    if args.json {
+        // Standard output is the JSON documents'.
+        eprint!("\n{line}");
+    } else {
+        crate::serve::print_now(&format!("\n{line}"))?;
+    }
+    crate::serve::run_until_stopped(server).await
+}
+
+/// The dashboard user the demo makes.
+const DEMO_USER: &str = "demo";
+
+/// The demo's own database file, the default of `--db`.
+pub(crate) const DEMO_DB: &str = "wachter-demo.db";
+
+/// Whether `db` is the demo's own file ([`DEMO_DB`] in this folder), as opposed to a store
+/// someone pointed the demo at.
+fn is_demos_own_store(db: &str) -> bool {
+    if wachter_store::is_postgres_url(db) {
+        return false;
+    }
+    let (given, own) = (std::path::Path::new(db), std::path::Path::new(DEMO_DB));
+    match (std::fs::canonicalize(given), std::fs::canonicalize(own)) {
+        (Ok(given), Ok(own)) => given == own,
+        _ => given == own,
+    }
+}
+
+/// The login the demo prints: a new admin `demo` with a fresh random password. A `demo`
+/// that already exists is only given a new password (and made admin) in the demo's own
+/// store, where an earlier demo made it; in any other store it may be a real person's
+/// account, so it is left alone and `None` says there is no password to print.
+fn demo_login(
+    store: &wachter_store::Store,
+    demos_own_store: bool,
+) -> Result<Option<String>, Failure> {
+    let exists = store
+        .user_credentials(DEMO_USER)
+        .map_err(Failure::failed)?
+        .is_some();
+    if exists && !demos_own_store {
+        return Ok(None);
+    }
+    let (password, _) = wachter_web::new_token("")
+        .context("making the demo password")
+        .map_err(Failure::failed)?;
+    let hash = wachter_web::hash_password(&password)
+        .context("hashing the demo password")
+        .map_err(Failure::failed)?;
+    let role = wachter_web::Role::Admin.as_str();
+    if exists {
+        store
+            .set_password(DEMO_USER, &hash)
+            .map_err(Failure::failed)?;
+        store.set_role(DEMO_USER, role).map_err(Failure::failed)?;
+        return Ok(Some(password));
+    }
+    match store.add_user(DEMO_USER, &hash, role) {
+        Ok(_) => Ok(Some(password)),
+        // Made by someone else since the look-up: theirs, left alone.
+        Err(wachter_store::StoreError::Conflict { .. }) => Ok(None),
+        Err(e) => Err(Failure::failed(e)),
+    }
 }
 
 /// The rest of the pipeline on the demo's findings: a demo constituency owns the lab's two
@@ -488,4 +620,103 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Failure> {
     };
     result.map_err(Failure::failed)?;
     Ok(if mismatches.is_empty() { exit::OK } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh SQLite store for one test.
+    fn store(name: &str) -> (wachter_store::Store, String) {
+        let path = std::env::temp_dir()
+            .join(format!(
+                "wachter-demo-unit-{}-{name}.db",
+                std::process::id()
+            ))
+            .display()
+            .to_string();
+        remove(&path);
+        (wachter_store::Store::open(&path).unwrap(), path)
+    }
+
+    fn remove(path: &str) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
+
+    /// [`demo_login`], its failure shown (a `Failure` has no `Debug`).
+    fn login(store: &wachter_store::Store, demos_own_store: bool) -> Option<String> {
+        demo_login(store, demos_own_store).unwrap_or_else(|f| panic!("{:#}", f.error))
+    }
+
+    fn demo_user(store: &wachter_store::Store) -> wachter_store::UserCredentials {
+        store.user_credentials(DEMO_USER).unwrap().unwrap()
+    }
+
+    #[test]
+    fn the_demo_makes_its_admin_in_a_store_without_one() {
+        let (store, path) = store("new");
+        let password = login(&store, false).expect("a new demo login");
+        let made = demo_user(&store);
+        assert_eq!(made.user.role, "admin");
+        assert!(wachter_web::auth::verify_password(
+            &password,
+            &made.password_hash
+        ));
+        drop(store);
+        remove(&path);
+    }
+
+    #[test]
+    fn a_demo_user_in_someone_elses_store_is_left_alone() {
+        let (store, path) = store("foreign");
+        let hash = wachter_web::hash_password("a real person's password").unwrap();
+        store.add_user("Demo", &hash, "viewer").unwrap();
+        assert_eq!(login(&store, false), None);
+        let kept = demo_user(&store);
+        assert_eq!(kept.password_hash, hash, "the password was not touched");
+        assert_eq!(kept.user.role, "viewer", "nor the role");
+        drop(store);
+        remove(&path);
+    }
+
+    #[test]
+    fn the_demos_own_store_gets_a_new_password_every_run() {
+        let (store, path) = store("own");
+        let first = login(&store, true).unwrap();
+        store.set_role(DEMO_USER, "viewer").unwrap();
+        let second = login(&store, true).unwrap();
+        assert_ne!(first, second);
+        let demo = demo_user(&store);
+        assert_eq!(demo.user.role, "admin");
+        assert!(wachter_web::auth::verify_password(
+            &second,
+            &demo.password_hash
+        ));
+        assert!(!wachter_web::auth::verify_password(
+            &first,
+            &demo.password_hash
+        ));
+        drop(store);
+        remove(&path);
+    }
+
+    #[test]
+    fn only_the_default_file_is_the_demos_own() {
+        use clap::Parser;
+        let parsed = crate::cli::Cli::try_parse_from(["wachter", "demo"]).unwrap();
+        let crate::cli::Command::Demo(args) = parsed.command else {
+            panic!("not the demo: {:?}", parsed.command);
+        };
+        assert_eq!(args.db, DEMO_DB, "the --db default");
+        assert!(is_demos_own_store(DEMO_DB));
+        for other in [
+            "/srv/cert/case.db",
+            "postgres://wachter@127.0.0.1/wachter-demo.db",
+            "case/wachter-demo.db",
+        ] {
+            assert!(!is_demos_own_store(other), "{other}");
+        }
+    }
 }

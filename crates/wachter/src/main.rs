@@ -8,6 +8,7 @@ mod constituency;
 mod demo;
 mod notify;
 mod scan;
+mod serve;
 mod summary;
 mod triage;
 

@@ -10,6 +10,7 @@ use wachter_triage::verdict::Verdict;
 
 use crate::cases::{emit, json};
 use crate::cli::{Failure, TriageArgs};
+use crate::config::Config;
 
 /// Exit codes of `wachter triage`, by verdict.
 pub fn exit_code(verdict: Verdict) -> u8 {
@@ -21,7 +22,14 @@ pub fn exit_code(verdict: Verdict) -> u8 {
     }
 }
 
-pub fn run(args: TriageArgs) -> Result<u8, Failure> {
+pub fn run(args: TriageArgs, config: &Config) -> Result<u8, Failure> {
+    // Where the report goes is settled before the evidence is read: a mistyped
+    // organisation must not cost a long run over a large bundle.
+    let saving = if args.save {
+        Some(prepare_save(&args, config)?)
+    } else {
+        None
+    };
     let mut packs: Vec<RulePack> = rules::builtin();
     for file in &args.rules {
         let text = crate::constituency::read_capped(file, 4 << 20)?;
@@ -54,7 +62,82 @@ pub fn run(args: TriageArgs) -> Result<u8, Failure> {
     } else {
         emit(render(&report, packs.len()))?;
     }
+    if let Some(saving) = saving {
+        let id = save(saving, &args, &report)?;
+        let line = format!(
+            "saved as triage report {id} in {}",
+            wachter_store::redact(&saving_location(&args, config))
+        );
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            emit(format!("\n{line}\n"))?;
+        }
+    }
     Ok(code)
+}
+
+/// The store a report is saved in, and the organisation it belongs to.
+struct Saving {
+    store: wachter_store::Store,
+    organisation_id: Option<i64>,
+}
+
+fn saving_location(args: &TriageArgs, config: &Config) -> String {
+    args.db.clone().unwrap_or_else(|| config.store.db.clone())
+}
+
+fn prepare_save(args: &TriageArgs, config: &Config) -> Result<Saving, Failure> {
+    let store = crate::cases::open(&args.db, config, false)?;
+    let organisation_id = match &args.org {
+        Some(name) => Some(
+            store
+                .organisation(name)
+                .map_err(Failure::failed)?
+                .ok_or_else(|| {
+                    Failure::usage(anyhow!(
+                        "--org {name:?}: no such organisation in {} (`wachter org list` shows them)",
+                        store.location()
+                    ))
+                })?
+                .id,
+        ),
+        None => None,
+    };
+    Ok(Saving {
+        store,
+        organisation_id,
+    })
+}
+
+/// Keeps the report as `--json` prints it, with its verdict (as written there) and every
+/// hit, listed or only counted.
+fn save(saving: Saving, args: &TriageArgs, report: &Report) -> Result<i64, Failure> {
+    let value = serde_json::to_value(report)
+        .context("the report as JSON")
+        .map_err(Failure::failed)?;
+    let verdict = value
+        .get("verdict")
+        .and_then(|v| v.as_str())
+        .unwrap_or(report.verdict.as_str())
+        .to_string();
+    let hits = report.hits.len() as u64 + report.more_hits.values().sum::<u64>();
+    let label = args
+        .label
+        .clone()
+        .unwrap_or_else(|| args.path.display().to_string());
+    saving
+        .store
+        .add_triage_report(&wachter_store::view::NewTriageReport {
+            label,
+            organisation_id: saving.organisation_id,
+            service_id: None,
+            verdict,
+            hits,
+            report: value,
+        })
+        .context("saving the report")
+        .map_err(Failure::failed)
 }
 
 /// The report for a person: verdict first, then every hit by severity, then coverage and

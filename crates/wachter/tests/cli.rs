@@ -184,6 +184,7 @@ fn demo_runs_end_to_end() {
     let mail = work_dir().join("demo-mail");
     let out = wachter(&[
         "demo",
+        "--no-serve",
         "--hosts",
         "127.78.0.0/27",
         "--port",

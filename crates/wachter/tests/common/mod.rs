@@ -40,12 +40,20 @@ pub fn assert_exit(out: &Output, code: i32) {
     );
 }
 
-pub fn wachter_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wachter"))
+/// The wachter binary with `args`, as every test runs it: no configuration file from the
+/// environment, in this test process's own folder.
+pub fn wachter_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wachter"));
+    command
         .args(args)
         .env_remove("WACHTER_CONFIG")
         // Scans record in ./wachter.db by default: give each test process its own folder.
-        .current_dir(work_dir())
+        .current_dir(work_dir());
+    command
+}
+
+pub fn wachter_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = wachter_command(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -84,14 +92,42 @@ pub fn records(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `wachter user add` with `password` on standard input; asserts it succeeded.
+pub fn add_user(db: &str, name: &str, role: &str, password: &str) {
+    let out = wachter_with_stdin(
+        &[
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--db",
+            db,
+        ],
+        Some(&format!("{password}\n")),
+    );
+    assert_exit(&out, 0);
+}
+
+/// Removes a SQLite file with its journal files, if there.
+pub fn remove_sqlite(path: &str) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+}
+
+/// The path of a fresh SQLite file called `name` in the work folder.
+pub fn fresh_sqlite(name: &str) -> String {
+    let file = work_dir().join(format!("{name}.db")).display().to_string();
+    remove_sqlite(&file);
+    file
+}
+
 /// The databases a store test runs on: a fresh SQLite file, and a fresh PostgreSQL
 /// database when the suite has a server (`.ci/run` always does).
 pub fn databases(name: &str) -> Vec<String> {
-    let file = work_dir().join(format!("{name}.db"));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-    }
-    let mut all = vec![file.display().to_string()];
+    let mut all = vec![fresh_sqlite(name)];
     all.extend(wachter_store::testing::postgres_database(&format!(
         "cli_{name}_{}",
         std::process::id()
@@ -102,13 +138,28 @@ pub fn databases(name: &str) -> Vec<String> {
 /// The integers one row of `sql` holds, read straight from either backend (`None` while
 /// the database or its tables do not exist yet).
 pub fn query_ints(db: &str, sql: &str) -> Option<Vec<i64>> {
+    query_row(db, sql)
+}
+
+/// The texts one row of `sql` holds, read straight from either backend (`None` while the
+/// database or its tables do not exist yet).
+pub fn query_texts(db: &str, sql: &str) -> Option<Vec<String>> {
+    query_row(db, sql)
+}
+
+/// The columns of one row of `sql`, all of one type, read straight from either backend
+/// (`None` while the database or its tables do not exist yet, or a column is not a `T`).
+fn query_row<T>(db: &str, sql: &str) -> Option<Vec<T>>
+where
+    T: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a> + Send + 'static,
+{
     let (db, sql) = (db.to_string(), sql.to_string());
     // The synchronous PostgreSQL client must not run on an async runtime's thread.
     std::thread::spawn(move || {
         if wachter_store::is_postgres_url(&db) {
             let mut client = postgres::Client::connect(&db, postgres::NoTls).ok()?;
             let row = client.query_one(&sql, &[]).ok()?;
-            Some((0..row.len()).map(|i| row.get::<_, i64>(i)).collect())
+            Some((0..row.len()).map(|i| row.get::<_, T>(i)).collect())
         } else {
             let conn = rusqlite::Connection::open_with_flags(
                 &db,
@@ -117,7 +168,7 @@ pub fn query_ints(db: &str, sql: &str) -> Option<Vec<i64>> {
             .ok()?;
             conn.query_row(&sql, [], |r| {
                 (0..r.as_ref().column_count())
-                    .map(|i| r.get::<_, i64>(i))
+                    .map(|i| r.get::<_, T>(i))
                     .collect::<Result<Vec<_>, _>>()
             })
             .ok()
@@ -140,6 +191,15 @@ pub async fn lab(block_start: &str, behaviours: &[Behaviour]) -> Lab {
                 *b,
             )
         })
+        .collect();
+    lab_hosts(&hosts).await
+}
+
+/// A lab of these hosts (addresses as text), each on port 18443.
+pub async fn lab_at(hosts: &[(&str, Behaviour)]) -> Lab {
+    let hosts: Vec<(std::net::IpAddr, Behaviour)> = hosts
+        .iter()
+        .map(|(ip, b)| (ip.parse().expect("lab address"), *b))
         .collect();
     lab_hosts(&hosts).await
 }
