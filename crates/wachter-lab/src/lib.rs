@@ -100,6 +100,11 @@ pub enum Behaviour {
     Honeypot,
     /// A web application answering 200 for any path.
     CatchAll,
+    /// `NsVulnerable` whose headers, pages and certificate names carry script and
+    /// event-handler payloads ([`netscaler::hostile`]): for testing that whatever displays
+    /// scanned content keeps it inert. Not in [`Behaviour::ALL`] (the demo's mix and its
+    /// counts stay as they are); named in a mix as `ns_hostile`.
+    NsHostile,
 }
 
 impl Behaviour {
@@ -131,6 +136,14 @@ impl Behaviour {
         Behaviour::CatchAll,
     ];
 
+    /// Behaviours a mix can name that [`Behaviour::ALL`] (every lab's default) leaves out.
+    pub const EXTRA: [Behaviour; 1] = [Behaviour::NsHostile];
+
+    /// Every behaviour a mix can name.
+    pub fn named() -> impl Iterator<Item = Behaviour> {
+        Behaviour::ALL.into_iter().chain(Behaviour::EXTRA)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Behaviour::Http => "http",
@@ -158,6 +171,7 @@ impl Behaviour {
             Behaviour::NsSniVhost => "ns_sni_vhost",
             Behaviour::Honeypot => "honeypot",
             Behaviour::CatchAll => "catch_all",
+            Behaviour::NsHostile => "ns_hostile",
         }
     }
 
@@ -171,6 +185,7 @@ impl Behaviour {
             login,
             exposure,
             transfer_gzip: false,
+            hostile: false,
         };
         Some(match self {
             Behaviour::NsVulnerable => app(
@@ -180,6 +195,10 @@ impl Behaviour {
                 Classic,
                 Vulnerable,
             ),
+            Behaviour::NsHostile => Appliance {
+                hostile: true,
+                ..Behaviour::NsVulnerable.appliance()?
+            },
             Behaviour::NsBrokenMitigation => app(
                 "12.1-50.28",
                 1543395386,
@@ -209,6 +228,7 @@ impl Behaviour {
                 login: LogonPoint,
                 exposure: Patched,
                 transfer_gzip: false,
+                hostile: false,
             },
             Behaviour::NsTransferGzip => Appliance {
                 transfer_gzip: true,
@@ -301,6 +321,20 @@ impl Behaviour {
                 &["remote.waterschap-c.test", "*.waterschap-c.test"],
             ),
             Behaviour::NsStampZero => org("vpn.provincie-d.test", &["vpn.provincie-d.test"]),
+            Behaviour::NsHostile => {
+                use netscaler::hostile;
+                certs::CertSpec {
+                    subject: vec![
+                        ("C".into(), "NL".into()),
+                        ("O".into(), hostile::CERT_O.into()),
+                        ("OU".into(), hostile::CERT_OU.into()),
+                        ("CN".into(), hostile::CERT_CN.into()),
+                    ],
+                    dns_sans: hostile::CERT_SANS.iter().map(|s| s.to_string()).collect(),
+                    not_before_days_ago: 60,
+                    valid_days: 730,
+                }
+            }
             _ => certs::CertSpec::for_name("lab.wachter.test"),
         }
     }
@@ -334,7 +368,8 @@ impl Behaviour {
             Behaviour::NsVulnerable
             | Behaviour::NsBrokenMitigation
             | Behaviour::NsLegacyTls
-            | Behaviour::NsPlainHttp => ns(P::Vulnerable, version, V::Vulnerable),
+            | Behaviour::NsPlainHttp
+            | Behaviour::NsHostile => ns(P::Vulnerable, version, V::Vulnerable),
             Behaviour::NsMitigated => ns(P::Mitigated, version, V::Mitigated),
             Behaviour::NsPatched
             | Behaviour::NsLogonPoint
@@ -387,6 +422,7 @@ impl Behaviour {
             | Behaviour::NsTransferGzip
             | Behaviour::NsLegacyTls
             | Behaviour::NsSniVhost
+            | Behaviour::NsHostile
             | Behaviour::Honeypot
             | Behaviour::CatchAll => (Status::Open, Some(Protocol::Https)),
             Behaviour::SilentClose | Behaviour::Tarpit | Behaviour::SlowDrip => {
@@ -408,13 +444,15 @@ impl FromStr for Behaviour {
     type Err = LabError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Behaviour::ALL
-            .into_iter()
+        Behaviour::named()
             .find(|b| b.name() == s.trim())
             .ok_or_else(|| {
                 LabError::Config(format!(
                     "unknown behaviour {s:?}; known: {}",
-                    Behaviour::ALL.map(|b| b.name()).join(", ")
+                    Behaviour::named()
+                        .map(|b| b.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })
     }
@@ -776,6 +814,89 @@ mod tests {
             ..p
         };
         assert!(plan(&public).is_err());
+    }
+
+    #[test]
+    fn the_hostile_host_is_named_but_not_in_every_lab() {
+        let mix: Mix = "ns_hostile=2,http".parse().unwrap();
+        assert_eq!(mix.0[0], (Behaviour::NsHostile, 2));
+        assert!(!Behaviour::ALL.contains(&Behaviour::NsHostile));
+        assert!(!Mix::all().0.iter().any(|(b, _)| *b == Behaviour::NsHostile));
+        // The same appliance and ground truth as the vulnerable one, bar the certificate.
+        let hostile = Behaviour::NsHostile.expected_netscaler(false).unwrap();
+        let plain = Behaviour::NsVulnerable.expected_netscaler(false).unwrap();
+        assert_eq!(
+            hostile,
+            ExpectedNetscaler {
+                default_certificate: false,
+                ..plain
+            }
+        );
+        assert_eq!(
+            Behaviour::NsHostile.expected(),
+            Behaviour::NsVulnerable.expected()
+        );
+    }
+
+    #[test]
+    fn openssl_keeps_the_hostile_certificate_names_verbatim() {
+        let key = certs::generate_key(KeyKind::Ecdsa).unwrap();
+        let cert = certs::self_signed(&Behaviour::NsHostile.certificate(), &key).unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let cn = cert
+            .subject_name()
+            .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+            .next()
+            .map(|e| text(e.data().as_slice()));
+        assert_eq!(cn.as_deref(), Some(netscaler::hostile::CERT_CN));
+        let sans: Vec<String> = cert
+            .subject_alt_names()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n.dnsname().map(str::to_string))
+            .collect();
+        assert_eq!(sans, netscaler::hostile::CERT_SANS);
+    }
+
+    #[test]
+    fn the_hostile_appliance_keeps_every_signal_and_adds_payloads() {
+        let app = Behaviour::NsHostile.appliance().unwrap();
+        let plain = Behaviour::NsVulnerable.appliance().unwrap();
+        let text = |path: &[u8], app: &Appliance| {
+            String::from_utf8_lossy(&netscaler::appliance(app, path).bytes).into_owned()
+        };
+        for path in [
+            &b"/"[..],
+            b"/vpn/index.html",
+            b"/vpn/../vpns/",
+            b"/vpn/../vpns/cfg/smb.conf",
+            b"/0123/456.html",
+        ] {
+            let hostile = text(path, &app);
+            let (head, body) = hostile.split_once("\r\n\r\n").unwrap();
+            let status = |t: &str| t.lines().next().unwrap_or_default().to_string();
+            assert_eq!(status(&hostile), status(&text(path, &plain)), "{hostile}");
+            let server = format!("\r\nServer: {}\r\n", netscaler::hostile::SERVER);
+            assert!(head.contains(&server), "{head}");
+            assert_eq!(head.matches("Server:").count(), 1, "{head}");
+            assert!(head.contains("X-Note: \"></pre><img"), "{head}");
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .unwrap();
+            assert_eq!(length.parse::<usize>().unwrap(), body.len(), "{path:?}");
+            if path != b"/" {
+                assert!(body.contains("<script>window.__wachter_pwned=1"), "{body}");
+            }
+        }
+        let page = text(b"/vpn/index.html", &app);
+        assert!(page.contains("<title>Citrix Gateway</title>"));
+        assert!(page.contains("?v=fedb4ba86b5edcbc86081f2893dc9fdf"));
+        let conf = text(b"/vpn/../vpns/cfg/smb.conf", &app);
+        assert!(conf.contains("[global]\n\tencrypt passwords = yes"));
+        assert!(
+            text(b"/vpn/../vpns/", &app).contains("You don't have permission to access /vpns/")
+        );
     }
 
     #[test]

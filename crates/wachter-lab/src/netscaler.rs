@@ -40,6 +40,67 @@ pub struct Appliance {
     pub exposure: Exposure,
     /// Serve rdx_en.json.gz wrapped in one more gzip layer with `Content-Encoding: gzip`.
     pub transfer_gzip: bool,
+    /// Carry [`hostile`] payloads in every response head and in the HTML and text bodies.
+    pub hostile: bool,
+}
+
+/// Markup that runs if a page ever renders scanned text as HTML instead of as text: each
+/// payload sets `window.__wachter_pwned` and, where it can, `document.title` to `PWNED`.
+/// The dashboard's browser test scans a host that serves these and asserts nothing ran.
+pub mod hostile {
+    /// The global a payload sets when it runs.
+    pub const MARKER: &str = "__wachter_pwned";
+    /// The `Server` header (replaces `wachter-lab`).
+    pub const SERVER: &str = "<script>window.__wachter_pwned=1;document.title='PWNED'</script>";
+    /// An extra header that breaks out of an attribute and a `<pre>`.
+    pub const NOTE: &str =
+        "\"></pre><img src=x onerror=\"window.__wachter_pwned=1;document.title='PWNED'\">";
+    /// A third header: SVG, an iframe and a `javascript:` link.
+    pub const LINK: &str = "<svg onload=\"window.__wachter_pwned=1\"></svg><a href=\"javascript:window.__wachter_pwned=1\">javascript:</a>";
+    /// What the HTML and text bodies carry (placed after the signals the check reads).
+    pub const BODY: &str = "<script>window.__wachter_pwned=1;document.title='PWNED'</script>\
+\"><img src=x onerror=\"window.__wachter_pwned=1;document.title='PWNED'\">\
+<svg onload=\"window.__wachter_pwned=1\"></svg>\
+<a id=\"pwn\" href=\"javascript:window.__wachter_pwned=1\">javascript:</a>\
+</pre></textarea></td></tr></table><body onload=\"window.__wachter_pwned=1\">\
+--></title></style></script><base href=\"http://hostile.test/\">\
+<meta http-equiv=\"refresh\" content=\"0;url=javascript:window.__wachter_pwned=1\">";
+    /// Certificate subject values (each at most 64 characters, the X.520 upper bound).
+    pub const CERT_CN: &str = "<script>window.__wachter_pwned=1</script>";
+    pub const CERT_O: &str = "<img src=x onerror=window.__wachter_pwned=1>";
+    pub const CERT_OU: &str = "\"><svg onload=window.__wachter_pwned=1>";
+    /// Certificate SAN DNS names (IA5 strings: OpenSSL takes any ASCII). The scanner stores
+    /// SANs lowercased, so these payloads only use lowercase where it matters.
+    pub const CERT_SANS: [&str; 4] = [
+        "<script>window.__wachter_pwned=1</script>.hostile.test",
+        "\"><img src=x onerror=window.__wachter_pwned=1>.hostile.test",
+        "<svg onload=window.__wachter_pwned=1>",
+        "javascript:window.__wachter_pwned=1//.hostile.test",
+    ];
+
+    /// The head with the hostile headers: `Server` replaced, `X-Note` and `Link` added
+    /// right after the status line. Bodies are left alone, so lengths stay right.
+    pub(crate) fn dress_head(response: Vec<u8>) -> Vec<u8> {
+        let Some(line_end) = response.windows(2).position(|w| w == b"\r\n") else {
+            return response;
+        };
+        let head_end = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(response.len(), |p| p + 4);
+        let mut out = Vec::with_capacity(response.len() + 512);
+        out.extend_from_slice(&response[..line_end + 2]);
+        out.extend_from_slice(
+            format!("Server: {SERVER}\r\nX-Note: {NOTE}\r\nLink: {LINK}\r\n").as_bytes(),
+        );
+        for line in response[line_end + 2..head_end].split_inclusive(|b| *b == b'\n') {
+            if !line.to_ascii_lowercase().starts_with(b"server:") {
+                out.extend_from_slice(line);
+            }
+        }
+        out.extend_from_slice(&response[head_end..]);
+        out
+    }
 }
 
 /// An answer and whether the connection closes after it.
@@ -83,12 +144,27 @@ fn not_found() -> Vec<u8> {
     )
 }
 
+/// `text` with the hostile payloads appended when the appliance is hostile.
+fn with_payload(text: &str, app: &Appliance) -> String {
+    if app.hostile {
+        format!("{text}{}\n", hostile::BODY)
+    } else {
+        text.to_string()
+    }
+}
+
 fn classic_page(vhash: Option<&str>) -> Vec<u8> {
+    classic_page_with(vhash, "")
+}
+
+/// The classic login page; `extra` goes into the body after the form (the title and the
+/// `?v=` hashes the check reads stay as they are).
+fn classic_page_with(vhash: Option<&str>, extra: &str) -> Vec<u8> {
     let v = vhash.map(|h| format!("?v={h}")).unwrap_or_default();
     let body = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"UTF-8\">\n<title>Citrix Gateway</title>\n\
 <link rel=\"stylesheet\" href=\"/vpn/images/ctxs.core.min.css{v}\">\n<script src=\"/vpn/js/gateway_login_view.js{v}\"></script>\n\
-</head><body class=\"loginbody\"><form action=\"/cgi/login\" method=\"post\"></form></body></html>\n"
+</head><body class=\"loginbody\"><form action=\"/cgi/login\" method=\"post\"></form>{extra}</body></html>\n"
     );
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=UTF-8\r\nSet-Cookie: NSC_TEMP=xyz;Path=/;expires=Wednesday, 09-Nov-1999 23:12:40 GMT;Secure\r\n\
@@ -161,6 +237,52 @@ fn decoded_contains_vpns(path: &[u8]) -> bool {
 
 /// The appliance's answer to a raw request target.
 pub fn appliance(app: &Appliance, path: &[u8]) -> Answer {
+    let answer = appliance_answer(app, path);
+    if app.hostile {
+        Answer {
+            bytes: hostile::dress_head(answer.bytes),
+            close: answer.close,
+        }
+    } else {
+        answer
+    }
+}
+
+fn appliance_answer(app: &Appliance, path: &[u8]) -> Answer {
+    if app.hostile {
+        let html = |status, reason, page: &str| {
+            simple_response(
+                status,
+                reason,
+                "text/html; charset=iso-8859-1",
+                with_payload(page, app).as_bytes(),
+                true,
+            )
+        };
+        // The same signals as the plain appliance, each page with the payloads too.
+        match path {
+            b"/vpn/index.html" if app.login == Login::Classic => {
+                return Answer::keep(classic_page_with(app.vhash, hostile::BODY));
+            }
+            b"/vpn/../vpns/" if app.exposure == Exposure::Vulnerable => {
+                return Answer::keep(html(403, "Forbidden", APACHE_403_VPNS));
+            }
+            b"/vpn/../vpns/cfg/smb.conf" if app.exposure == Exposure::Vulnerable => {
+                let conf = format!("{SMB_CONF}\tcomment = {}\n", hostile::BODY);
+                return Answer::keep(simple_response(
+                    200,
+                    "OK",
+                    "text/plain",
+                    conf.as_bytes(),
+                    true,
+                ));
+            }
+            p if !p.starts_with(b"/vpn") && !p.starts_with(b"/logon/") && p != b"/" => {
+                return Answer::keep(html(404, "Not Found", APACHE_404));
+            }
+            _ => {}
+        }
+    }
     if app.exposure == Exposure::Mitigated && decoded_contains_vpns(path) {
         return Answer {
             bytes: b"HTTP/1.1 403 Forbidden\r\n\r\n".to_vec(),
