@@ -9,6 +9,7 @@ pub mod addr;
 pub mod assessment;
 pub mod capped;
 pub mod check;
+pub mod csv_cell;
 pub mod import;
 pub mod order;
 pub mod ports;

@@ -5,6 +5,8 @@
 //! escaping are the renderers' job (minijinja's auto-escape, serde_json); this module
 //! removes what no medium should carry: line breaks, control characters, unbounded length.
 
+use wachter_core::csv_cell::is_unsafe_char;
+
 /// Longest hostname or certificate name shown (a DNS name is at most 253 bytes).
 pub const MAX_NAME: usize = 255;
 
@@ -19,7 +21,7 @@ pub fn one_line(s: &str, max: usize) -> String {
     let mut count = 0;
     let mut last_space = false;
     for c in s.chars() {
-        let c = if is_unsafe(c) { ' ' } else { c };
+        let c = if is_unsafe_char(c) { ' ' } else { c };
         if c == ' ' && last_space {
             continue;
         }
@@ -52,14 +54,6 @@ pub fn excerpt(bytes: &[u8], max: usize) -> String {
         out.push_str(&piece);
     }
     out
-}
-
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
-        )
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Who may read the case: users with their roles, browser sessions and API tokens.
 //!
 //! The store keeps only what cannot be turned back into a secret: Argon2id PHC strings for
-//! passwords (hashed by the caller, `wachter-web`), and SHA-256 hex digests of session and
-//! API tokens (high-entropy random values, for which a fast hash is enough). Hashing is
-//! the caller's job so this crate needs no password code; it compares digests only.
+//! passwords (hashed by the caller, `wachter-web`), and SHA-256 hex digests of session
+//! tokens, their CSRF tokens and API tokens (high-entropy random values, for which a fast
+//! hash is enough). Hashing is the caller's job so this crate needs no password code; it
+//! compares digests only.
 //!
 //! Times (`now`, `expires_at`) are `wachter_core::stamp::utc` text, which sorts as it
 //! reads on both engines; the store compares them as text. Names are matched like
@@ -38,8 +39,9 @@ pub struct UserCredentials {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRow {
     pub user: UserRow,
-    /// The session's CSRF token (compared in constant time by the caller).
-    pub csrf: String,
+    /// The digest of the session's CSRF token (the web crate derives the token itself from
+    /// the cookie value, and never stores it).
+    pub csrf_digest: String,
     pub expires_at: String,
 }
 
@@ -114,6 +116,26 @@ impl Store {
         })
     }
 
+    /// Disables or enables a user. Whether the user exists. Disabling ends the user's
+    /// sessions (their API tokens stop working while disabled and work again once enabled);
+    /// disabling the last enabled admin is a `Conflict` (see [`Store::set_role`]).
+    pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError> {
+        self.db.write(|db| {
+            let Some(id) = user_id(db, name)? else {
+                return Ok(false);
+            };
+            if disabled {
+                keep_an_admin(db, id, name, "disabled")?;
+                db.execute("DELETE FROM sessions WHERE user_id = ?1", vals![id])?;
+            }
+            db.execute(
+                "UPDATE users SET disabled = ?1 WHERE id = ?2",
+                vals![i64::from(disabled), id],
+            )?;
+            Ok(true)
+        })
+    }
+
     /// Removes a user with their sessions and tokens. Whether the user existed. Removing
     /// the last enabled admin is a `Conflict` (see [`Store::set_role`]).
     pub fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
@@ -166,17 +188,18 @@ impl Store {
         }))
     }
 
-    /// Records a session: the digest of its cookie value, its CSRF token, when it ends.
+    /// Records a session: the digest of its cookie value, the digest of its CSRF token,
+    /// when it ends.
     pub fn create_session(
         &self,
         token_hash: &str,
         user_id: i64,
-        csrf: &str,
+        csrf_digest: &str,
         expires_at: &str,
     ) -> Result<(), StoreError> {
         self.db.execute(
             "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            vals![token_hash, user_id, csrf, timestamp_now(), expires_at],
+            vals![token_hash, user_id, csrf_digest, timestamp_now(), expires_at],
         )?;
         Ok(())
     }
@@ -196,7 +219,7 @@ impl Store {
         let col = |e| self.db.column_error(e);
         Ok(Some(SessionRow {
             user: user_row(&self.db, &row, 0)?,
-            csrf: row.text(5).map_err(col)?,
+            csrf_digest: row.text(5).map_err(col)?,
             expires_at: row.text(6).map_err(col)?,
         }))
     }
@@ -538,6 +561,49 @@ mod tests {
     }
 
     #[test]
+    fn disabling_a_user_ends_their_sessions_but_never_the_last_admin() {
+        on_each_backend("disable", |path| {
+            let (store, alice, bob) = alice_and_bob(path, "admin", "viewer");
+            store.create_session("a1", alice, "csrf", EVENING).unwrap();
+            store.create_session("b1", bob, "csrf", EVENING).unwrap();
+            store.add_token("bob", "ci", "tb", "read", None).unwrap();
+            let disabled = |name: &str| {
+                store
+                    .user_credentials(name)
+                    .unwrap()
+                    .map(|c| c.user.disabled)
+            };
+
+            assert!(store.set_disabled("BOB", true).unwrap());
+            assert_eq!(disabled("bob"), Some(true));
+            assert!(store.session("b1", NOON).unwrap().is_none(), "ended");
+            assert!(store.use_token("tb", NOON).unwrap().is_none(), "refused");
+            assert!(store.set_disabled("bob", true).unwrap(), "already disabled");
+            assert!(!store.set_disabled("carol", true).unwrap(), "no such user");
+
+            // Enabled again: the token works, the ended session stays ended.
+            assert!(store.set_disabled("bob", false).unwrap());
+            assert_eq!(disabled("bob"), Some(false));
+            assert!(store.use_token("tb", NOON).unwrap().is_some());
+            assert!(store.session("b1", NOON).unwrap().is_none());
+
+            // The only enabled admin stays enabled, with their sessions.
+            match store.set_disabled(" Alice ", true) {
+                Err(StoreError::Conflict { detail, .. }) => {
+                    assert!(detail.contains("cannot be disabled"), "{detail}")
+                }
+                other => panic!("the last admin: {other:?}"),
+            }
+            assert_eq!(disabled("alice"), Some(false));
+            assert!(store.session("a1", NOON).unwrap().is_some());
+            // With a second admin, either may be disabled (and enabling never conflicts).
+            assert!(store.set_role("bob", "admin").unwrap());
+            assert!(store.set_disabled("alice", true).unwrap());
+            assert!(store.set_disabled("alice", false).unwrap());
+        });
+    }
+
+    #[test]
     fn sessions_last_until_they_expire_and_only_for_enabled_users() {
         on_each_backend("sessions", |path| {
             let (store, alice, bob) = alice_and_bob(path, "analyst", "viewer");
@@ -554,7 +620,7 @@ mod tests {
             let session = store.session("long", MORNING).unwrap().unwrap();
             assert_eq!(session.user.name, "alice");
             assert_eq!(session.user.role, "analyst");
-            assert_eq!(session.csrf, "csrf-long");
+            assert_eq!(session.csrf_digest, "csrf-long");
             assert_eq!(session.expires_at, EVENING);
             assert!(store.session("short", MORNING).unwrap().is_some());
             assert!(

@@ -32,6 +32,9 @@ pub struct FindingFilter {
     pub seen_since: Option<String>,
     /// Last seen before this UTC timestamp.
     pub seen_until: Option<String>,
+    /// Told by this campaign: a message of the campaign named the finding (cancelled
+    /// messages told nobody).
+    pub campaign: Option<i64>,
 }
 
 /// A slice of a list.
@@ -118,7 +121,8 @@ pub struct Overview {
     pub totals: Totals,
     /// Findings per CVE and state, sorted by CVE then state.
     pub counts: Vec<StateCount>,
-    /// Per CVE, one point per finished scan (oldest first), plus the running scan's if any.
+    /// Per CVE, one point per finished scan (oldest first). A running scan has none: its
+    /// live progress is on the scans page, and the overview stays a read of kept rows.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub trend: BTreeMap<String, Vec<TrendPoint>>,
     /// The newest findings first (by first seen), at most 20.
@@ -200,12 +204,19 @@ pub struct OrganisationDetail {
     pub domains: Vec<String>,
     pub contacts: Vec<ContactView>,
     pub notes: Option<String>,
-    /// Its findings (every state), by address; at most [`MAX_PAGE`].
+    /// Its findings (every state), by address; at most [`MAX_PAGE`] (the host list
+    /// filtered by organisation has them all).
     pub hosts: Vec<HostRow>,
+    /// How many findings it has in all (more than `hosts` holds when capped).
+    pub hosts_total: u64,
     /// State changes of its findings, newest first; at most [`MAX_PAGE`].
     pub history: Vec<HistoryEntry>,
-    /// Messages to it, newest first.
+    /// How many state changes its findings have in all.
+    pub history_total: u64,
+    /// Messages to it, newest first; at most [`MAX_PAGE`].
     pub messages: Vec<MessageView>,
+    /// How many messages went to it in all.
+    pub messages_total: u64,
     pub triage_reports: Vec<TriageReportSummary>,
 }
 
@@ -305,9 +316,14 @@ pub struct ScanDetail {
     pub checkpoint: Option<serde_json::Value>,
     /// The previous scan, which the diff compares against.
     pub previous: Option<i64>,
-    /// What changed since the previous scan (capped at [`MAX_PAGE`] entries; `counts` is whole).
+    /// What changed since the previous scan (capped at [`MAX_PAGE`] entries; `counts` is
+    /// whole). `None` while the scan runs: the page polls this every two seconds for the
+    /// progress, and a diff against a half-done scan says little.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub diff: Option<crate::report::Diff>,
+    /// How many entries the whole diff has (more than `diff.entries` holds when capped);
+    /// 0 without a diff.
+    pub diff_entries: u64,
 }
 
 /// A campaign as listed.
@@ -336,8 +352,11 @@ pub struct CampaignDetail {
     /// The plan's decisions as kept with the campaign (JSON).
     pub decisions: serde_json::Value,
     pub messages: Vec<MessageView>,
-    /// Findings told by this campaign that are still open, by address.
+    /// Findings told by this campaign that are still open, by address; at most
+    /// [`MAX_PAGE`] (the host list filtered by campaign and state `open` has them all).
     pub still_open: Vec<HostRow>,
+    /// How many findings told by this campaign are still open in all.
+    pub still_open_total: u64,
 }
 
 /// A triage report as listed.
@@ -600,6 +619,19 @@ fn triage_summary(r: &Row) -> Result<TriageReportSummary, ColumnError> {
     })
 }
 
+/// Trend points a handle computed but could not keep (a store it may only read), by
+/// store location, scan and the scan's end (a scan resumed and finished again is another
+/// key): held for the life of the process so each is computed once.
+type UnkeptTrends = BTreeMap<(String, i64, String), BTreeMap<String, TrendPoint>>;
+
+fn unkept_trends() -> std::sync::MutexGuard<'static, UnkeptTrends> {
+    static UNKEPT: std::sync::Mutex<UnkeptTrends> = std::sync::Mutex::new(BTreeMap::new());
+    // The map is only read and replaced whole per key: a panic elsewhere leaves it valid.
+    UNKEPT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One scan's standing per CVE, as [`report::trend`] counts it.
 struct ScanTrend {
     started_at: String,
@@ -607,8 +639,9 @@ struct ScanTrend {
 }
 
 impl Store {
-    /// Totals, counts per CVE and state, the trend (from `trend_points`, filled for any
-    /// finished scan that lacks them), and the newest findings.
+    /// Totals, counts per CVE and state, the trend of finished scans (from `trend_points`,
+    /// filled once for any finished scan that lacks them; a running scan has no point),
+    /// and the newest findings. Reads no observations except for that one-time fill.
     pub fn overview(&self) -> Result<Overview, StoreError> {
         let col = self.column();
         let counts: Vec<StateCount> = self
@@ -693,7 +726,8 @@ impl Store {
     }
 
     /// Every finding matching `filter`, in the order of [`Store::hosts`], one at a time
-    /// (for CSV downloads of any size without holding them all).
+    /// (for CSV downloads of any size): only the ids are held, the rows are read a chunk
+    /// at a time and handed to `visit`.
     pub fn each_host(
         &self,
         filter: &FindingFilter,
@@ -810,7 +844,8 @@ impl Store {
         Ok(Some(detail))
     }
 
-    /// Every organisation with its findings counted, by name. `filter.sector` narrows.
+    /// Every organisation with its findings counted, by name. `sector` (compared like
+    /// names, case folded) narrows.
     pub fn organisation_summaries(
         &self,
         sector: Option<&str>,
@@ -854,18 +889,32 @@ impl Store {
                 })
             },
         )?;
-        let hosts = self
-            .hosts(
-                &FindingFilter {
-                    organisation: Some(id),
-                    ..FindingFilter::default()
-                },
-                Page {
-                    offset: 0,
-                    limit: MAX_PAGE,
-                },
-            )?
-            .items;
+        let hosts = self.hosts(
+            &FindingFilter {
+                organisation: Some(id),
+                ..FindingFilter::default()
+            },
+            Page {
+                offset: 0,
+                limit: MAX_PAGE,
+            },
+        )?;
+        let totals = self.db.query_one(
+            "SELECT (SELECT count(*) FROM finding_history h JOIN findings f ON f.id = h.finding_id \
+               JOIN attributions a ON a.service_id = f.service_id WHERE a.organisation_id = ?1), \
+             (SELECT count(*) FROM messages m WHERE m.organisation_id = ?1)",
+            vals![id],
+        )?;
+        let (history_total, messages_total) = match totals {
+            Some(r) => {
+                let col = self.column();
+                (
+                    count(r.int(0).map_err(&col)?),
+                    count(r.int(1).map_err(&col)?),
+                )
+            }
+            None => (0, 0),
+        };
         let history = self.read_rows(
             &format!(
                 "SELECT {HISTORY_COLUMNS} FROM finding_history h JOIN findings f ON f.id = h.finding_id \
@@ -890,9 +939,12 @@ impl Store {
             domains,
             contacts,
             notes,
-            hosts,
+            hosts_total: hosts.total,
+            hosts: hosts.items,
             history,
+            history_total,
             messages,
+            messages_total,
             triage_reports,
         }))
     }
@@ -908,6 +960,8 @@ impl Store {
         )
     }
 
+    /// One scan with its parameters, observations per status and, once it has ended, the
+    /// diff with the previous scan (left out while it runs: see [`ScanDetail::diff`]).
     pub fn scan_detail(&self, id: i64) -> Result<Option<ScanDetail>, StoreError> {
         let col = self.column();
         let Some(r) = self.db.query_one(
@@ -941,14 +995,15 @@ impl Store {
             Some(r) => r.opt_int(0).map_err(&col)?,
             None => None,
         };
-        let diff = match previous {
-            Some(previous) => {
+        let (diff, diff_entries) = match previous {
+            Some(previous) if scan.state != "running" => {
                 let mut diff = report::diff(self, previous, id, None)?;
+                let entries = diff.entries.len() as u64;
                 diff.entries
                     .truncate(usize::try_from(MAX_PAGE).unwrap_or(usize::MAX));
-                Some(diff)
+                (Some(diff), entries)
             }
-            None => None,
+            _ => (None, 0),
         };
         Ok(Some(ScanDetail {
             scan,
@@ -960,6 +1015,7 @@ impl Store {
             checkpoint,
             previous,
             diff,
+            diff_entries,
         }))
     }
 
@@ -970,6 +1026,32 @@ impl Store {
             .into_iter()
             .map(|(summary, _)| summary)
             .collect())
+    }
+
+    /// The campaign a message belongs to, by its ticket; `None` for an unknown ticket. A
+    /// small lookup for checking a ticket against a campaign before acting on it.
+    pub fn message_campaign(&self, ticket: &str) -> Result<Option<i64>, StoreError> {
+        let col = self.column();
+        match self.db.query_one(
+            "SELECT campaign_id FROM messages WHERE ticket = ?1",
+            vals![ticket],
+        )? {
+            Some(r) => Ok(Some(r.int(0).map_err(&col)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A campaign's messages in the order they were queued; `None` for an unknown campaign.
+    pub fn campaign_messages(&self, id: i64) -> Result<Option<Vec<MessageView>>, StoreError> {
+        if self
+            .db
+            .query_one("SELECT id FROM campaigns WHERE id = ?1", vals![id])?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        self.messages_where("m.campaign_id = ?1 ORDER BY m.id", vals![id])
+            .map(Some)
     }
 
     pub fn campaign_detail(&self, id: i64) -> Result<Option<CampaignDetail>, StoreError> {
@@ -984,19 +1066,23 @@ impl Store {
             _ => serde_json::Value::Array(Vec::new()),
         };
         let messages = self.messages_where("m.campaign_id = ?1 ORDER BY m.id", vals![id])?;
-        let mut told = Conditions::default();
-        let campaign = told.bind(id);
-        told.clauses.push(format!(
-            "f.id IN (SELECT n.finding_id FROM notifications n JOIN messages m ON m.id = n.message_id \
-             WHERE m.campaign_id = {campaign} AND m.state <> 'cancelled')"
-        ));
-        told.clauses.push(format!("f.state IN {OPEN_STATES}"));
-        let ids = self.ordered_ids(&told, Some((0, MAX_PAGE)))?;
+        let still_open = self.hosts(
+            &FindingFilter {
+                campaign: Some(id),
+                state: Some("open".into()),
+                ..FindingFilter::default()
+            },
+            Page {
+                offset: 0,
+                limit: MAX_PAGE,
+            },
+        )?;
         Ok(Some(CampaignDetail {
             summary,
             decisions,
             messages,
-            still_open: self.host_rows(&ids)?,
+            still_open: still_open.items,
+            still_open_total: still_open.total,
         }))
     }
 
@@ -1056,6 +1142,11 @@ impl Store {
                 detail: format!("no scan #{scan_id} to keep the trend of"),
             });
         };
+        self.keep_trend(scan_id, &trend)
+    }
+
+    /// Replaces the kept trend points of a scan with `trend`, in one short write.
+    fn keep_trend(&self, scan_id: i64, trend: &ScanTrend) -> Result<(), StoreError> {
         self.db.write(|db| {
             db.execute(
                 "DELETE FROM trend_points WHERE scan_id = ?1",
@@ -1119,6 +1210,13 @@ impl Store {
                 let placeholder = c.bind(state);
                 c.clauses.push(format!("f.state = {placeholder}"));
             }
+        }
+        if let Some(campaign) = filter.campaign {
+            let placeholder = c.bind(campaign);
+            c.clauses.push(format!(
+                "f.id IN (SELECT n.finding_id FROM notifications n JOIN messages m ON m.id = n.message_id \
+                 WHERE m.campaign_id = {placeholder} AND m.state <> 'cancelled')"
+            ));
         }
         if let Some(organisation) = filter.organisation {
             let placeholder = c.bind(organisation);
@@ -1419,23 +1517,35 @@ impl Store {
         Ok(campaigns)
     }
 
-    /// The trend as the overview shows it: the kept points of finished scans (kept first
-    /// for any finished scan that has none), and the newest running scan's computed now.
+    /// The trend as the overview shows it: the kept points of finished scans only. A
+    /// running scan has no point (its progress is on the scans page), so the overview
+    /// never reads observations, with one exception: a finished scan without kept points
+    /// (a store older than the trend, or a scan resumed and finished again by an old
+    /// build) is computed once and kept. A handle that cannot write (a role that may only
+    /// read) keeps what it computed in this process's memory instead, so it too computes
+    /// each such scan once.
     fn trend_for_overview(&self) -> Result<BTreeMap<String, Vec<TrendPoint>>, StoreError> {
         let col = self.column();
         let missing = self.read_rows(
-            "SELECT s.id FROM scans s WHERE s.state = 'finished' \
+            "SELECT s.id, s.finished_at FROM scans s WHERE s.state = 'finished' \
              AND NOT EXISTS (SELECT 1 FROM trend_points t WHERE t.scan_id = s.id) ORDER BY s.id",
             vals![],
-            |r| r.int(0),
+            |r| Ok((r.int(0)?, r.opt_text(1)?.unwrap_or_default())),
         )?;
-        // Kept once; a store this handle cannot write to (a read-only role) still shows
-        // them, computed each time.
-        let mut computed = Vec::new();
-        for scan_id in missing {
-            if let Err(e) = self.record_trend(scan_id) {
-                tracing::warn!(scan_id, error = %e, "the scan's trend point could not be kept; computed for this overview");
-                computed.push(scan_id);
+        let mut unkept: Vec<(i64, BTreeMap<String, TrendPoint>)> = Vec::new();
+        for (scan_id, finished_at) in missing {
+            let key = (self.location().to_string(), scan_id, finished_at);
+            if let Some(points) = unkept_trends().get(&key) {
+                unkept.push((scan_id, points.clone()));
+                continue;
+            }
+            let Some(computed) = self.scan_trend(scan_id)? else {
+                continue;
+            };
+            if let Err(e) = self.keep_trend(scan_id, &computed) {
+                tracing::warn!(scan_id, error = %e, "the scan's trend points could not be kept in the store; kept in memory while this process runs");
+                unkept_trends().insert(key, computed.points.clone());
+                unkept.push((scan_id, computed.points));
             }
         }
         let mut trend: BTreeMap<String, Vec<TrendPoint>> = BTreeMap::new();
@@ -1455,21 +1565,13 @@ impl Store {
                 not_rescanned: count(r.int(8).map_err(&col)?),
             });
         }
-        let running = self
-            .db
-            .query_one("SELECT MAX(id) FROM scans WHERE state = 'running'", vals![])?
-            .map(|r| r.opt_int(0))
-            .transpose()
-            .map_err(&col)?
-            .flatten();
-        for scan_id in computed.into_iter().chain(running) {
-            let Some(live) = self.scan_trend(scan_id)? else {
-                continue;
-            };
-            for (cve, point) in live.points {
-                let points = trend.entry(cve).or_default();
-                points.push(point);
-                // A resumed older scan runs after newer ones finished.
+        if !unkept.is_empty() {
+            for (_, points) in unkept {
+                for (cve, point) in points {
+                    trend.entry(cve).or_default().push(point);
+                }
+            }
+            for points in trend.values_mut() {
                 points.sort_by_key(|p| p.scan);
             }
         }

@@ -4,7 +4,8 @@
 //! Every route is in [`ROUTES`], the one table the router is built from and the OpenAPI
 //! document is checked against. Handlers share their bodies (`detail`, `list`) and their
 //! documented error responses (`documented`). CSV cells are neutralised for spreadsheets
-//! (see [`csv_cell`]): the people who open these files open them in Excel.
+//! (`wachter_core::csv_cell`, the rule of every CSV wachter writes): the people who open
+//! these files open them in Excel.
 
 use std::sync::OnceLock;
 
@@ -17,6 +18,7 @@ use axum::routing::{MethodRouter, get, post};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi as _;
+use wachter_core::csv_cell::csv_cell;
 use wachter_store::view::{
     CampaignDetail, CampaignSummary, FindingFilter, HostDetail, HostRow, MessageView,
     OrganisationDetail, OrganisationSummary, Overview, Paged, ScanDetail, ScanSummary,
@@ -296,7 +298,7 @@ fn hosts_csv(store: &Store, filter: &FindingFilter) -> Result<Vec<u8>, StoreErro
     path = "/api/v1/hosts/{id}",
     description = "One service: findings with their history, certificate, observations with the raw evidence (hostile text: escape it), messages.",
     params(("id" = i64, Path, description = "The service id")),
-    responses((status = 200, description = "OK", body = HostDetail), Unauthenticated, NoSuchId)
+    responses((status = 200, description = "OK", body = HostDetail), BadParameter, Unauthenticated, NoSuchId)
 )]
 async fn host(
     State(state): State<AppState>,
@@ -335,9 +337,9 @@ async fn organisations(
 #[utoipa::path(
     get,
     path = "/api/v1/organisations/{id}",
-    description = "One organisation: networks, contacts, hosts, history, messages and their delivery, triage reports.",
+    description = "One organisation: networks, contacts, hosts, history, messages and their delivery, triage reports. `hosts`, `history` and `messages` hold at most 1000 each, of `hosts_total`, `history_total` and `messages_total`; `/api/v1/hosts?organisation={id}` lists every finding.",
     params(("id" = i64, Path, description = "The organisation id")),
-    responses((status = 200, description = "OK", body = OrganisationDetail), Unauthenticated, NoSuchId)
+    responses((status = 200, description = "OK", body = OrganisationDetail), BadParameter, Unauthenticated, NoSuchId)
 )]
 async fn organisation(
     State(state): State<AppState>,
@@ -372,9 +374,9 @@ async fn scans(
 #[utoipa::path(
     get,
     path = "/api/v1/scans/{id}",
-    description = "One scan: parameters, progress while it runs, observations per status, the diff with the previous scan.",
+    description = "One scan: parameters, progress while it runs, observations per status, and once it has ended the diff with the previous scan (`diff` is null while it runs; `diff_entries` counts the whole diff, of which `diff.entries` holds at most 1000).",
     params(("id" = i64, Path, description = "The scan id")),
-    responses((status = 200, description = "OK", body = ScanDetail), Unauthenticated, NoSuchId)
+    responses((status = 200, description = "OK", body = ScanDetail), BadParameter, Unauthenticated, NoSuchId)
 )]
 async fn scan(
     State(state): State<AppState>,
@@ -415,9 +417,9 @@ async fn campaigns(
 #[utoipa::path(
     get,
     path = "/api/v1/campaigns/{id}",
-    description = "One campaign: its decisions, who was told when, who is still open.",
+    description = "One campaign: its decisions, who was told when, who is still open (`still_open` holds at most 1000 of `still_open_total`; `/api/v1/hosts?campaign={id}&state=open` lists them all).",
     params(("id" = i64, Path, description = "The campaign id")),
-    responses((status = 200, description = "OK", body = CampaignDetail), Unauthenticated, NoSuchId)
+    responses((status = 200, description = "OK", body = CampaignDetail), BadParameter, Unauthenticated, NoSuchId)
 )]
 async fn campaign(
     State(state): State<AppState>,
@@ -453,11 +455,11 @@ async fn campaign_messages(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let csv = wants_csv(&query.format)?;
-    let detail = state
+    let messages = state
         .pool
-        .find(move |store| store.campaign_detail(id))
+        .find(move |store| store.campaign_messages(id))
         .await?;
-    list_response(&format!("campaign-{id}-messages"), detail.messages, csv)
+    list_response(&format!("campaign-{id}-messages"), messages, csv)
 }
 
 #[utoipa::path(
@@ -487,7 +489,7 @@ async fn triage_reports(
     path = "/api/v1/triage/{id}",
     description = "One triage report with its whole JSON.",
     params(("id" = i64, Path, description = "The triage report id")),
-    responses((status = 200, description = "OK", body = TriageReportDetail), Unauthenticated, NoSuchId)
+    responses((status = 200, description = "OK", body = TriageReportDetail), BadParameter, Unauthenticated, NoSuchId)
 )]
 async fn triage_report(
     State(state): State<AppState>,
@@ -552,7 +554,7 @@ async fn message_action(
 ) -> Result<Json<MessageAction>, ApiError> {
     let changed = action
         .apply(&state.pool, &user, ticket.clone(), |store, ticket| {
-            Ok(store.message(ticket)?.is_some())
+            Ok(store.message_campaign(ticket)?.is_some())
         })
         .await?;
     Ok(Json(MessageAction {
@@ -641,51 +643,6 @@ impl CsvWriter {
     fn finish(self) -> Result<Vec<u8>, String> {
         self.0.into_inner().map_err(|e| e.to_string())
     }
-}
-
-/// A cell as a spreadsheet may safely open it: control characters (and the invisible
-/// line and direction marks) become spaces, the ends are trimmed, and a cell that would
-/// run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets a leading `'` unless it is a
-/// plain number. The same rule as the Shadowserver export (`wachter-notify`).
-pub fn csv_cell(value: &str) -> String {
-    let cleaned: String = value
-        .chars()
-        .map(|c| if is_unsafe(c) { ' ' } else { c })
-        .collect();
-    let mut cell = cleaned.trim().to_string();
-    let risky = matches!(
-        cell.chars().next(),
-        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\n')
-    );
-    if risky && !is_number(&cell) {
-        cell.insert(0, '\'');
-    }
-    cell
-}
-
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}'
-                | '\u{2029}'
-                | '\u{200e}'
-                | '\u{200f}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{feff}'
-        )
-}
-
-fn is_number(s: &str) -> bool {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let mut dots = 0;
-    !digits.is_empty()
-        && digits.bytes().any(|b| b.is_ascii_digit())
-        && digits.bytes().all(|b| {
-            dots += usize::from(b == b'.');
-            b.is_ascii_digit() || (b == b'.' && dots == 1)
-        })
 }
 
 /// A list row as CSV cells (raw; [`CsvWriter`] neutralises them).
@@ -930,23 +887,26 @@ mod tests {
     }
 
     #[test]
-    fn csv_cells_never_run_as_formulas() {
-        let cases = [
-            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
-            ("@SUM(A1)", "'@SUM(A1)"),
-            ("+31 20 123", "'+31 20 123"),
-            ("-cmd", "'-cmd"),
-            ("-1", "-1"),
-            ("+3.5", "+3.5"),
-            ("\t=1+1", "'=1+1"),
-            ("\r\n@x", "'@x"),
-            ("vpn.example.nl", "vpn.example.nl"),
-            ("a\r\nb\u{0}c\u{202e}d", "a  b c d"),
-            ("", ""),
-        ];
-        for (value, expected) in cases {
-            assert_eq!(csv_cell(value), expected, "{value:?}");
+    fn every_route_with_an_id_documents_a_malformed_and_a_missing_one() {
+        let document = serde_json::to_value(openapi()).unwrap();
+        let mut checked = 0;
+        for (method, path, _) in ROUTES {
+            if !path.contains("{id}") {
+                continue;
+            }
+            let responses = &document["paths"][format!("{PREFIX}{path}")][method]["responses"];
+            for status in ["400", "401", "404"] {
+                assert!(
+                    responses[status]["description"].is_string(),
+                    "{method} {path}: {status}"
+                );
+            }
+            checked += 1;
         }
+        assert_eq!(
+            checked, 6,
+            "hosts, organisations, scans, campaigns (and messages), triage"
+        );
     }
 
     #[test]

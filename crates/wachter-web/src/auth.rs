@@ -6,9 +6,10 @@
 //!   once rather than queued. Failed logins are limited per address and per user name
 //!   ([`crate::throttle`]), counted before Argon2 runs: `429` with `Retry-After`.
 //! - Sessions: a random 32-byte cookie value (`wachter_session`; `Secure`, `HttpOnly`,
-//!   `SameSite=Strict`, `Path=/`); the store keeps its SHA-256 and a CSRF token that every
-//!   form (hidden `_csrf` field) and every cookie-authenticated API write
-//!   (`X-CSRF-Token` header) must carry.
+//!   `SameSite=Strict`, `Path=/`); the store keeps its SHA-256. Every form (hidden `_csrf`
+//!   field) and every cookie-authenticated API write (`X-CSRF-Token` header) carries the
+//!   session's CSRF token, derived from the cookie value ([`csrf_token`]) and never
+//!   stored: the store keeps only its digest.
 //! - API tokens: `wachter_` + 32 random bytes (base64url), shown once, stored as SHA-256,
 //!   scoped `read` or `write`, revocable, optionally expiring. `Authorization: Bearer …`.
 //! - Roles: `viewer` reads; `analyst` also acts on the outbox; `admin` also manages users
@@ -120,6 +121,45 @@ pub fn token_digest(secret: &str) -> String {
         .collect()
 }
 
+/// A name for a new user (the same rule for `wachter user` and the users page): not
+/// empty, at most [`MAX_USER_NAME_CHARS`] characters, no leading or trailing blank, no
+/// control character. Inner spaces are fine ("Jan de Vries"). `Err` says what is wrong,
+/// as a phrase that completes "the user name …".
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err("is empty".into())
+    } else if name.chars().count() > MAX_USER_NAME_CHARS {
+        Err(format!("is longer than {MAX_USER_NAME_CHARS} characters"))
+    } else if name.trim() != name {
+        Err("starts or ends with a space".into())
+    } else if name.chars().any(char::is_control) {
+        Err("holds a control character".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// A new password (the same rule for `wachter user` and the users page): at least
+/// [`MIN_PASSWORD_CHARS`] characters and at most [`MAX_PASSWORD_BYTES`] bytes. `Err` says
+/// what is wrong, as a phrase that completes "the password …".
+pub fn check_new_password(password: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        Err(format!("needs at least {MIN_PASSWORD_CHARS} characters"))
+    } else if password.len() > MAX_PASSWORD_BYTES {
+        Err(format!("is longer than {MAX_PASSWORD_BYTES} bytes"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The CSRF token of the session whose cookie value is `session_secret`: the SHA-256 hex
+/// of `csrf:` and the secret. Derived when needed rather than stored, so the store holds
+/// no secret; it cannot be turned back into the cookie value, nor into the digest the
+/// store keeps of the cookie (another input).
+pub fn csrf_token(session_secret: &str) -> String {
+    token_digest(&format!("csrf:{session_secret}"))
+}
+
 /// Whether two secrets are equal, in time that does not depend on where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -168,9 +208,18 @@ const LOGIN_FORM_SECONDS: u64 = 600;
 const WRONG_CREDENTIALS: &str = "Wrong user name or password.";
 const EXPIRED_FORM: &str =
     "The login form expired or did not come from this site; please try again.";
-/// Longest user name and password looked at; longer ones fail without a lookup.
+/// Longest user name looked at by a login; a longer one fails without a lookup.
 const MAX_NAME_CHARS: usize = 200;
-const MAX_PASSWORD_BYTES: usize = 1024;
+/// The longest a session may last, in hours (90 days): the CLI refuses more, the server
+/// clamps to it.
+pub const MAX_SESSION_HOURS: u64 = 24 * 90;
+/// The shortest new password, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// The longest password, in bytes: a new one is refused beyond it, a login fails without
+/// running Argon2.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// The longest new user name, in characters.
+pub const MAX_USER_NAME_CHARS: usize = 64;
 /// Argon2 verifications running at once (each takes ~19 MiB and a core for a while).
 static VERIFICATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 /// How long a login waits for a verification turn before it is answered `503`.
@@ -263,7 +312,9 @@ struct CsrfField {
     csrf: String,
 }
 
-fn is_read_method(method: &Method) -> bool {
+/// Whether a request only reads (GET, HEAD, OPTIONS): it needs no CSRF token and may come
+/// from anywhere; every other method is a write.
+pub fn is_read_method(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
@@ -279,16 +330,31 @@ fn check_csrf(presented: &[u8], expected: Option<&str>) -> Result<(), WebError> 
     }
 }
 
-/// The value of cookie `name` in the request, if sent.
+/// Every cookie of the request's `Cookie` headers as (name, value), in order: names and
+/// values trimmed, a value's quotes removed, bytes that are not UTF-8 replaced. The one
+/// reading of cookies, so the value used and the doubled-cookie check
+/// ([`crate::guard::single_cookies`]) agree on what a cookie is.
+pub fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (String, String)> + '_ {
+    headers.get_all(header::COOKIE).iter().flat_map(|header| {
+        String::from_utf8_lossy(header.as_bytes())
+            .split(';')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(name, value)| {
+                (
+                    name.trim().to_string(),
+                    value.trim().trim_matches('"').to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    })
+}
+
+/// The value of cookie `name` in the request, if sent (the first, if sent twice: the
+/// guard refuses that before any handler runs).
 pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim().trim_matches('"').to_string())
+    cookies(headers)
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
 }
 
 /// A `Set-Cookie` value with the attributes every cookie of ours has.
@@ -328,7 +394,7 @@ async fn session_user(
         id: session.user.id,
         role: stored_role(&session.user)?,
         name: session.user.name,
-        csrf: Some(session.csrf),
+        csrf: Some(csrf_token(&secret)),
         token_scope: None,
     };
     parts.extensions.insert(ResolvedSession(user.clone()));
@@ -420,12 +486,18 @@ pub fn safe_next(next: &str) -> &str {
 }
 
 /// Middleware: fills in `next` on the login redirect of a page that needed a session
-/// (see [`crate::error::LoginRequired`]).
+/// (see [`crate::error::LoginRequired`]). Only for GET and HEAD: after logging in, the
+/// browser GETs `next`, and a form's POST route (log out, revoke, retry) answers a GET
+/// with 405; such a form's user lands on the overview instead.
 pub async fn login_redirect(request: Request, next: Next) -> Response {
-    let target = request
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
+    let target = matches!(*request.method(), Method::GET | Method::HEAD)
+        .then(|| {
+            request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+        })
+        .flatten()
         .unwrap_or_else(|| "/".into());
     let mut response = next.run(request).await;
     if response.extensions().get::<LoginRequired>().is_some() && safe_next(&target) != "/" {
@@ -680,8 +752,8 @@ fn dummy_phc() -> &'static str {
 /// Records a new session and answers with its cookie and the redirect to `next`.
 async fn start_session(state: &AppState, user_id: i64, next: &str) -> Result<Response, WebError> {
     let (secret, digest) = new_token("")?;
-    let (csrf, _) = new_token("")?;
-    let hours = state.options.session_hours.clamp(1, 24 * 366);
+    let csrf_digest = token_digest(&csrf_token(&secret));
+    let hours = state.options.session_hours.clamp(1, MAX_SESSION_HOURS);
     let now = time::OffsetDateTime::now_utc();
     let expires = wachter_store::timestamp(now + time::Duration::hours(hours as i64));
     let now = wachter_store::timestamp(now);
@@ -689,7 +761,7 @@ async fn start_session(state: &AppState, user_id: i64, next: &str) -> Result<Res
         .pool
         .run(move |store| {
             store.prune_sessions(&now)?;
-            store.create_session(&digest, user_id, &csrf, &expires)
+            store.create_session(&digest, user_id, &csrf_digest, &expires)
         })
         .await?;
     let location = HeaderValue::from_str(next).unwrap_or(HeaderValue::from_static("/"));
@@ -799,6 +871,52 @@ mod tests {
     }
 
     #[test]
+    fn user_names_and_new_passwords_follow_one_rule() {
+        // (name, accepted)
+        let names = [
+            ("anna", true),
+            ("Jan de Vries", true),
+            ("émile.o'brien@cert", true),
+            (&"x".repeat(MAX_USER_NAME_CHARS) as &str, true),
+            (&"é".repeat(MAX_USER_NAME_CHARS), true),
+            (&"x".repeat(MAX_USER_NAME_CHARS + 1), false),
+            ("", false),
+            (" anna", false),
+            ("anna ", false),
+            ("anna\t", false),
+            ("an\nna", false),
+            ("an\u{7f}na", false),
+        ];
+        for (name, accepted) in names {
+            assert_eq!(check_user_name(name).is_ok(), accepted, "{name:?}");
+        }
+        let passwords = [
+            ("correct hors", true),
+            ("correct hor", false),
+            ("ééééééééééé", false),
+            ("éééééééééééé", true),
+            (&"x".repeat(MAX_PASSWORD_BYTES) as &str, true),
+            (&"x".repeat(MAX_PASSWORD_BYTES + 1), false),
+        ];
+        for (password, accepted) in passwords {
+            assert_eq!(
+                check_new_password(password).is_ok(),
+                accepted,
+                "{} chars",
+                password.chars().count()
+            );
+        }
+        assert_eq!(
+            check_user_name(" anna").unwrap_err(),
+            "starts or ends with a space"
+        );
+        assert_eq!(
+            check_new_password("short").unwrap_err(),
+            "needs at least 12 characters"
+        );
+    }
+
+    #[test]
     fn cookies_are_found_by_exact_name() {
         let mut headers = HeaderMap::new();
         headers.append(
@@ -815,6 +933,35 @@ mod tests {
         );
         assert_eq!(cookie_value(&headers, LOGIN_COOKIE).as_deref(), Some("L"));
         assert_eq!(cookie_value(&headers, "absent"), None);
+    }
+
+    #[test]
+    fn cookies_are_read_one_way() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static(" a = 1 ;b=\"two\";;novalue; c=x=y"),
+        );
+        headers.append(header::COOKIE, HeaderValue::from_bytes(b"d=\xff").unwrap());
+        let all: Vec<(String, String)> = cookies(&headers).collect();
+        let expected = [("a", "1"), ("b", "two"), ("c", "x=y"), ("d", "\u{fffd}")];
+        assert_eq!(all, expected.map(|(n, v)| (n.to_string(), v.to_string())),);
+        assert_eq!(cookie_value(&headers, "a").as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn reads_are_get_head_and_options() {
+        for (method, reads) in [
+            (Method::GET, true),
+            (Method::HEAD, true),
+            (Method::OPTIONS, true),
+            (Method::POST, false),
+            (Method::PUT, false),
+            (Method::DELETE, false),
+            (Method::PATCH, false),
+        ] {
+            assert_eq!(is_read_method(&method), reads, "{method}");
+        }
     }
 
     #[test]
@@ -866,6 +1013,21 @@ mod tests {
             assert_eq!(limiter_key(typed), "anna", "{typed:?}");
         }
         assert_eq!(limiter_key(&"x".repeat(500)).len(), MAX_NAME_CHARS);
+    }
+
+    #[test]
+    fn a_sessions_csrf_token_is_derived_from_its_secret_and_reveals_neither_digest() {
+        let (secret, digest) = new_token("").unwrap();
+        let (other, _) = new_token("").unwrap();
+        let csrf = csrf_token(&secret);
+        assert_eq!(csrf, csrf_token(&secret), "the same every time");
+        assert_ne!(csrf, csrf_token(&other));
+        assert_eq!(csrf.len(), 64);
+        assert!(csrf.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(csrf, digest, "not the digest the store keeps of the cookie");
+        assert!(!csrf.contains(&secret));
+        // A known vector: SHA-256("csrf:abc").
+        assert_eq!(csrf_token("abc"), token_digest("csrf:abc"),);
     }
 
     #[test]

@@ -21,12 +21,12 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::auth::{LOGIN_COOKIE, SESSION_COOKIE};
+use crate::auth::{LOGIN_COOKIE, SESSION_COOKIE, cookies, is_read_method};
 use crate::error::WebError;
 
 /// The `Host` values this server answers to (see the module doc).
@@ -156,11 +156,7 @@ pub async fn known_host(State(state): State<AppState>, request: Request, next: N
 /// Middleware: `403` for a write (any method but GET, HEAD, OPTIONS) that a browser says
 /// comes from another site (see the module doc).
 pub async fn same_origin_writes(request: Request, next: Next) -> Response {
-    let reads = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if reads || from_same_origin(request.headers()) {
+    if is_read_method(request.method()) || from_same_origin(request.headers()) {
         return next.run(request).await;
     }
     let origin: String = header_text(request.headers(), header::ORIGIN)
@@ -242,17 +238,7 @@ pub async fn single_cookies(request: Request, next: Next) -> Response {
 
 /// How often cookie `name` appears in the request's `Cookie` headers.
 pub fn cookie_count(headers: &HeaderMap, name: &str) -> usize {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .map(|v| {
-            v.split(';')
-                .filter_map(|pair| pair.trim().split_once('='))
-                .filter(|(key, _)| key.trim() == name)
-                .count()
-        })
-        .sum()
+    cookies(headers).filter(|(key, _)| key == name).count()
 }
 
 /// A refusal before any handler ran: JSON under the API, else the error page.

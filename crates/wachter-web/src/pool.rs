@@ -20,8 +20,6 @@ pub struct StorePool {
 }
 
 struct PoolInner {
-    /// Where the store is, fit for messages (a URL's password removed).
-    location: String,
     /// Where the store is, as given (to open more handles).
     connection_string: String,
     /// Idle handles; at most `size`.
@@ -42,17 +40,11 @@ impl StorePool {
         })?;
         Ok(StorePool {
             inner: Arc::new(PoolInner {
-                location: first.location().to_string(),
                 connection_string: location.to_string(),
                 handles: Mutex::new(vec![first]),
                 permits: Arc::new(Semaphore::new(size)),
             }),
         })
-    }
-
-    /// Where the store is (without a password).
-    pub fn location(&self) -> &str {
-        &self.inner.location
     }
 
     /// Runs `f` with a store handle on the blocking pool.

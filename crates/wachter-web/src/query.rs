@@ -27,7 +27,7 @@ pub const STATES: [&str; 6] = [
 /// The longest sector a filter may name.
 const MAX_SECTOR_CHARS: usize = 100;
 
-/// `?cve=&state=&organisation=&sector=&network=&since=&until=&offset=&limit=&format=`
+/// `?cve=&state=&organisation=&sector=&network=&since=&until=&campaign=&offset=&limit=&format=`
 #[derive(
     Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq, utoipa::IntoParams,
 )]
@@ -51,9 +51,13 @@ pub struct ListQuery {
     /// `YYYY-MM-DD` or an RFC 3339 time: last seen at or after.
     #[serde(default)]
     pub since: String,
-    /// `YYYY-MM-DD` or an RFC 3339 time: last seen before.
+    /// `YYYY-MM-DD` or an RFC 3339 time: last seen before (a fraction of a second counts
+    /// as the whole second).
     #[serde(default)]
     pub until: String,
+    /// A campaign id: findings its messages told (cancelled messages told nobody).
+    #[serde(default)]
+    pub campaign: String,
     /// Rows to skip (default 0).
     #[serde(default)]
     pub offset: String,
@@ -80,10 +84,15 @@ impl ListQuery {
             sector: parse_sector(&self.sector)?,
             network: non_empty(&self.network).map(parse_network).transpose()?,
             seen_since: non_empty(&self.since)
-                .map(|v| parse_time("since", v))
+                .map(|v| parse_time("since", v, Rounding::Down))
                 .transpose()?,
             seen_until: non_empty(&self.until)
-                .map(|v| parse_time("until", v))
+                .map(|v| parse_time("until", v, Rounding::Up))
+                .transpose()?,
+            campaign: non_empty(&self.campaign)
+                .map(|v| {
+                    positive_id(v).ok_or_else(|| bad("campaign", v, "a campaign id (a number)"))
+                })
                 .transpose()?,
         })
     }
@@ -126,6 +135,7 @@ impl ListQuery {
             ("network", &self.network),
             ("since", &self.since),
             ("until", &self.until),
+            ("campaign", &self.campaign),
         ]
         .into_iter()
         .filter(|(_, value)| !value.trim().is_empty())
@@ -271,8 +281,19 @@ fn parse_network(value: &str) -> Result<IpNet, WebError> {
     })
 }
 
-/// `YYYY-MM-DD` (midnight UTC) or RFC 3339, as the store's UTC text.
-fn parse_time(field: &str, value: &str) -> Result<String, WebError> {
+/// Which whole second a time with a fraction becomes (the store's bounds are whole
+/// seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rounding {
+    /// The second it lies in: "at or after" keeps every time from then on.
+    Down,
+    /// The next second: "before" keeps every time up to it, the rest of its second too.
+    Up,
+}
+
+/// `YYYY-MM-DD` (midnight UTC) or RFC 3339, as the store's UTC text (whole seconds,
+/// rounded as `rounding` says).
+fn parse_time(field: &str, value: &str, rounding: Rounding) -> Result<String, WebError> {
     let expected = "a date (2026-01-31) or an RFC 3339 time (2026-01-31T12:00:00Z)";
     if value.len() == 10 {
         let format = time::macros::format_description!("[year]-[month]-[day]");
@@ -280,9 +301,14 @@ fn parse_time(field: &str, value: &str) -> Result<String, WebError> {
             .map(|date| wachter_store::timestamp(date.midnight().assume_utc()))
             .map_err(|_| bad(field, value, expected));
     }
-    OffsetDateTime::parse(value, &Rfc3339)
-        .map(wachter_store::timestamp)
-        .map_err(|_| bad(field, value, expected))
+    let time = OffsetDateTime::parse(value, &Rfc3339).map_err(|_| bad(field, value, expected))?;
+    let time = match rounding {
+        Rounding::Up if time.nanosecond() > 0 => {
+            time.checked_add(time::Duration::seconds(1)).unwrap_or(time)
+        }
+        _ => time,
+    };
+    Ok(wachter_store::timestamp(time))
 }
 
 #[cfg(test)]
@@ -301,6 +327,7 @@ mod tests {
                 "network" => q.network = value,
                 "since" => q.since = value,
                 "until" => q.until = value,
+                "campaign" => q.campaign = value,
                 "offset" => q.offset = value,
                 "limit" => q.limit = value,
                 "format" => q.format = value,
@@ -409,11 +436,44 @@ mod tests {
                     ..Default::default()
                 },
             ),
+            // A fraction: `since` keeps the second it lies in, `until` the whole of it.
             (
                 "until",
                 "2026-01-31T23:59:59.75Z",
                 FindingFilter {
-                    seen_until: Some("2026-01-31T23:59:59Z".into()),
+                    seen_until: Some("2026-02-01T00:00:00Z".into()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "until",
+                "2026-01-31T12:00:05.000000001+01:00",
+                FindingFilter {
+                    seen_until: Some("2026-01-31T11:00:06Z".into()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "until",
+                "2026-01-31T12:00:05.000Z",
+                FindingFilter {
+                    seen_until: Some("2026-01-31T12:00:05Z".into()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "since",
+                "2026-01-31T23:59:59.75Z",
+                FindingFilter {
+                    seen_since: Some("2026-01-31T23:59:59Z".into()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "campaign",
+                " 7 ",
+                FindingFilter {
+                    campaign: Some(7),
                     ..Default::default()
                 },
             ),
@@ -445,6 +505,8 @@ mod tests {
             ("since", "2026-13-01"),
             ("since", "yesterday"),
             ("until", "2026-01-31 12:00"),
+            ("campaign", "x"),
+            ("campaign", "0"),
         ];
         for (field, value) in cases {
             match query(&[(field, value)]).filter() {
@@ -467,6 +529,7 @@ mod tests {
             ("until", "9999-12-31T23:59:59-23:59", "9999-12-31T23:59:59Z"),
             ("since", "0000-01-01T00:00:00+23:59", "0000-01-01T00:00:00Z"),
             ("until", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z"),
+            ("until", "9999-12-31T23:59:59.5Z", "9999-12-31T23:59:59Z"),
         ];
         for (field, value, bound) in cases {
             let filter = query(&[(field, value)]).filter();
@@ -544,6 +607,10 @@ mod tests {
             (
                 &[("since", "2026-01-31T12:00:00+01:00")],
                 "since=2026-01-31T12%3A00%3A00%2B01%3A00",
+            ),
+            (
+                &[("campaign", "3"), ("state", "open"), ("limit", "5")],
+                "state=open&campaign=3",
             ),
             (
                 &[("sector", "Gemeente \"Zuid\"<x>é")],

@@ -5,42 +5,149 @@ mod support;
 
 use axum::body::Body;
 use axum::http::StatusCode;
-use support::{FORMULA_HOSTNAME, fixture, request};
+use support::{FORMULA_HOSTNAME, ORGANISATION, fixture, request};
 
 #[tokio::test]
 async fn every_list_and_detail_answers_json() {
     let fx = fixture("api_lists");
     let viewer = fx.session("vera");
     let service = format!("/api/v1/hosts/{}", fx.service_id);
+    let organisation = format!("/api/v1/organisations/{}", fx.organisation_id);
     let campaign = format!("/api/v1/campaigns/{}", fx.campaign_id);
     let messages = format!("/api/v1/campaigns/{}/messages", fx.campaign_id);
+    let told = format!("/api/v1/hosts?campaign={}&state=open", fx.campaign_id);
+    let triage = format!("/api/v1/triage/{}", fx.triage_id);
+    let (organisation_id, campaign_id, ticket) =
+        (fx.organisation_id, fx.campaign_id, fx.ticket.clone());
     // (uri, what its JSON must satisfy)
-    type Check = fn(&serde_json::Value) -> bool;
-    let cases: &[(&str, Check)] = &[
-        ("/api/v1/overview", |v| v["totals"]["findings"] == 3),
-        ("/api/v1/hosts", |v| {
-            v["total"] == 3 && v["items"].as_array().unwrap().len() == 3
-        }),
-        ("/api/v1/hosts?state=open", |v| v["total"] == 2),
-        ("/api/v1/hosts?network=127.70.1.0/24", |v| v["total"] == 1),
-        ("/api/v1/hosts?limit=1&offset=1", |v| {
-            v["total"] == 3 && v["items"].as_array().unwrap().len() == 1 && v["offset"] == 1
-        }),
-        (&service, |v| {
-            v["findings"].as_array().is_some_and(|f| !f.is_empty())
-        }),
-        ("/api/v1/organisations", |v| v.is_array()),
-        ("/api/v1/scans", |v| v.as_array().unwrap().len() == 1),
-        ("/api/v1/scans/1", |v| v["scan"]["id"] == 1),
-        ("/api/v1/campaigns", |v| v.as_array().unwrap().len() == 1),
-        (&campaign, |v| v["summary"]["name"] == "test"),
-        (&messages, |v| v.as_array().unwrap().len() == 1),
-        ("/api/v1/triage", |v| v.as_array().unwrap().is_empty()),
-        ("/api/v1/me", |v| {
-            v["name"] == "vera" && v["role"] == "viewer"
-        }),
+    type Check = Box<dyn Fn(&serde_json::Value) -> bool>;
+    let cases: Vec<(&str, Check)> = vec![
+        (
+            "/api/v1/overview",
+            Box::new(|v| v["totals"]["findings"] == 3),
+        ),
+        (
+            "/api/v1/hosts",
+            Box::new(|v| v["total"] == 3 && v["items"].as_array().unwrap().len() == 3),
+        ),
+        ("/api/v1/hosts?state=open", Box::new(|v| v["total"] == 2)),
+        (
+            "/api/v1/hosts?network=127.70.1.0/24",
+            Box::new(|v| v["total"] == 1),
+        ),
+        (
+            "/api/v1/hosts?limit=1&offset=1",
+            Box::new(|v| {
+                v["total"] == 3 && v["items"].as_array().unwrap().len() == 1 && v["offset"] == 1
+            }),
+        ),
+        (
+            "/api/v1/hosts?sector=healthcare",
+            Box::new(move |v| {
+                v["total"] == 2
+                    && v["items"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|row| row["organisation_id"] == organisation_id)
+            }),
+        ),
+        // The campaign's findings still open: the two it told.
+        (&told, Box::new(|v| v["total"] == 2)),
+        (
+            &service,
+            Box::new(|v| v["findings"].as_array().is_some_and(|f| !f.is_empty())),
+        ),
+        (
+            "/api/v1/organisations",
+            Box::new(move |v| {
+                let all = v.as_array().unwrap();
+                let org = &all[0];
+                all.len() == 1
+                    && org["id"] == organisation_id
+                    && org["name"] == ORGANISATION
+                    && org["sector"] == "Healthcare"
+                    && org["services"] == 2
+                    && (org["vulnerable"].as_u64(), org["mitigated"].as_u64()) == (Some(1), Some(1))
+                    && org["messages_waiting"] == 1
+            }),
+        ),
+        (
+            "/api/v1/organisations?sector=HEALTHCARE",
+            Box::new(|v| v.as_array().unwrap().len() == 1),
+        ),
+        (
+            "/api/v1/organisations?sector=energy",
+            Box::new(|v| v.as_array().unwrap().is_empty()),
+        ),
+        (
+            &organisation,
+            Box::new(move |v| {
+                let ips: Vec<&str> = v["hosts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| h["ip"].as_str().unwrap())
+                    .collect();
+                v["summary"]["name"] == ORGANISATION
+                    && v["networks"] == serde_json::json!(["127.70.0.0/24"])
+                    && v["contacts"][0]["email"] == "soc@example.test"
+                    && ips == ["127.70.0.1", "127.70.0.2"]
+                    && (v["hosts_total"].as_u64(), v["history_total"].as_u64())
+                        == (Some(2), Some(2))
+                    && v["history"].as_array().unwrap().len() == 2
+                    && v["messages_total"] == 1
+                    && v["messages"][0]["ticket"] == ticket.as_str()
+                    && v["messages"][0]["campaign_id"] == campaign_id
+                    && v["triage_reports"][0]["label"] == "noord-vpn.tar.gz"
+            }),
+        ),
+        (
+            "/api/v1/scans",
+            Box::new(|v| v.as_array().unwrap().len() == 1),
+        ),
+        (
+            "/api/v1/scans/1",
+            Box::new(|v| {
+                v["scan"]["id"] == 1
+                    && v["scan"]["state"] == "finished"
+                    && v["diff"].is_null()
+                    && v["diff_entries"] == 0
+            }),
+        ),
+        (
+            "/api/v1/campaigns",
+            Box::new(|v| v.as_array().unwrap().len() == 1),
+        ),
+        (
+            &campaign,
+            Box::new(|v| {
+                v["summary"]["name"] == "test"
+                    && v["still_open"].as_array().unwrap().len() == 2
+                    && v["still_open_total"] == 2
+            }),
+        ),
+        (&messages, Box::new(|v| v.as_array().unwrap().len() == 1)),
+        (
+            "/api/v1/triage",
+            Box::new(move |v| {
+                v.as_array().unwrap().len() == 1 && v[0]["organisation"] == ORGANISATION
+            }),
+        ),
+        (
+            &triage,
+            Box::new(move |v| {
+                v["summary"]["organisation_id"] == organisation_id
+                    && v["summary"]["verdict"] == "clean"
+                    && v["report"] == serde_json::json!({"verdict": "clean", "hits": []})
+            }),
+        ),
+        (
+            "/api/v1/me",
+            Box::new(|v| v["name"] == "vera" && v["role"] == "viewer"),
+        ),
     ];
-    for (uri, check) in cases {
+    for (uri, check) in &cases {
         let answer = fx.get_as(uri, &viewer).await;
         assert_eq!(answer.status, StatusCode::OK, "{uri}: {}", answer.body);
         assert!(
@@ -85,6 +192,7 @@ async fn a_bad_filter_is_a_400_that_names_the_field() {
         ("network=10.0.0.0/99", "network"),
         ("since=last%20week", "since"),
         ("until=2026-02-30", "until"),
+        ("campaign=first", "campaign"),
         ("limit=0", "limit"),
         ("limit=5000", "limit"),
         ("offset=-5", "offset"),
@@ -178,6 +286,19 @@ async fn every_list_downloads_as_csv_with_formulas_neutralised() {
         .await;
     assert_eq!(filtered.body.lines().count(), 2, "{}", filtered.body);
 
+    // The campaign page's "still open" download.
+    let still_open = fx
+        .get_as(
+            &format!(
+                "/api/v1/hosts?format=csv&campaign={}&state=open",
+                fx.campaign_id
+            ),
+            &viewer,
+        )
+        .await;
+    assert_eq!(still_open.status, StatusCode::OK);
+    assert_eq!(still_open.body.lines().count(), 3, "{}", still_open.body);
+
     let told = fx.get_as(&messages, &viewer).await;
     assert!(told.body.contains(",'@SUM(1+1),"), "{}", told.body);
 }
@@ -234,6 +355,30 @@ async fn the_openapi_document_is_public_and_lists_every_route() {
     let document = answer.json();
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
     let paths = document["paths"].as_object().unwrap();
+    let host_filters: Vec<&str> = paths["/api/v1/hosts"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for filter in [
+        "cve",
+        "state",
+        "organisation",
+        "sector",
+        "network",
+        "since",
+        "until",
+        "campaign",
+        "offset",
+        "limit",
+        "format",
+    ] {
+        assert!(
+            host_filters.contains(&filter),
+            "{filter} in {host_filters:?}"
+        );
+    }
     for (method, path, _) in wachter_web::api::ROUTES {
         let full = format!("{}{path}", wachter_web::api::PREFIX);
         assert!(

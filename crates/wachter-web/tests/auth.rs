@@ -72,7 +72,19 @@ async fn login_sets_a_strict_session_cookie_and_the_session_works() {
         (me["name"].as_str(), me["role"].as_str()),
         (Some("anna"), Some("analyst"))
     );
-    assert_eq!(me["csrf"].as_str().map(str::len), Some(43));
+    // The CSRF token is derived from the cookie; the store keeps digests only.
+    let csrf = me["csrf"].as_str().unwrap();
+    assert_eq!(csrf, wachter_web::auth::csrf_token(&secret));
+    let stored = fx
+        .store()
+        .session(
+            &wachter_web::auth::token_digest(&secret),
+            "2026-01-01T00:00:00Z",
+        )
+        .unwrap()
+        .unwrap();
+    assert_ne!(stored.csrf_digest, csrf);
+    assert_eq!(stored.csrf_digest, wachter_web::auth::token_digest(csrf));
 }
 
 #[tokio::test]
@@ -169,6 +181,32 @@ async fn a_page_without_a_session_redirects_to_login_with_its_path() {
         form.body.contains("/hosts?cve=CVE-2019-19781"),
         "next kept in the form"
     );
+}
+
+#[tokio::test]
+async fn a_form_posted_after_the_session_ended_logs_in_to_the_overview() {
+    // After logging in the browser GETs `next`; a POST-only route would answer 405.
+    let fx = fixture("post_redirect");
+    for path in [
+        "/logout",
+        "/account/tokens",
+        "/admin/users/role",
+        "/campaigns/1/messages/T-1/retry",
+    ] {
+        let answer = fx
+            .post_form(
+                path,
+                &[("cookie", "wachter_session=expired")],
+                &[("_csrf", "x")],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(answer.header("location"), "/login", "{path}: no next");
+    }
+    let head = fx
+        .send(request("HEAD", "/scans?x=1", &[], Body::empty()))
+        .await;
+    assert_eq!(head.header("location"), "/login?next=%2Fscans%3Fx%3D1");
 }
 
 #[tokio::test]

@@ -647,6 +647,30 @@ async fn pages_follow_the_contract_of_the_browser_tests() {
         "class=\"download-csv\" href=\"/api/v1/campaigns/{}/messages?format=csv\"",
         fx.campaign_id
     )));
+    // "Still open": the whole list is the host list filtered by the campaign, and its CSV.
+    let still_open = format!("campaign={}&amp;state=open", fx.campaign_id);
+    assert!(
+        campaign.contains(&format!(
+            "<a id=\"still-open-link\" href=\"/hosts?{still_open}\">"
+        )),
+        "{campaign}"
+    );
+    assert!(campaign.contains(&format!(
+        "class=\"download-csv\" href=\"/api/v1/hosts?format=csv&amp;{still_open}\""
+    )));
+    assert!(!campaign.contains("Showing the first"), "nothing capped");
+    let told = fx
+        .get_as(
+            &format!("/hosts?campaign={}&state=open", fx.campaign_id),
+            &viewer,
+        )
+        .await
+        .body;
+    assert_eq!(told.matches("<tr data-service-id=").count(), 2, "{told}");
+    assert!(told.contains(&format!(
+        "name=\"campaign\" type=\"text\" inputmode=\"numeric\" value=\"{}\"",
+        fx.campaign_id
+    )));
     assert!(campaign.contains(&fx.queued_ticket) && campaign.contains(&fx.held_ticket));
     assert!(
         campaign.contains("550 &lt;script&gt;"),
@@ -662,11 +686,25 @@ async fn pages_follow_the_contract_of_the_browser_tests() {
         fx.running_scan
     )));
     assert!(running.contains("data-field=\"observations\""));
+    assert!(running.contains("The changes are shown once the scan has ended."));
     let finished = fx
         .get_as(&format!("/scans/{}", fx.finished_scan), &viewer)
         .await
         .body;
     assert!(!finished.contains("id=\"scan-progress\""));
+
+    let organisation = fx
+        .get_as(&format!("/organisations/{}", fx.organisation_id), &viewer)
+        .await
+        .body;
+    assert!(organisation.contains(&format!(
+        "<a id=\"org-hosts-link\" href=\"/hosts?organisation={}\">",
+        fx.organisation_id
+    )));
+    assert!(
+        !organisation.contains("Showing the first"),
+        "nothing capped"
+    );
 
     let organisations = fx.get_as("/organisations", &viewer).await.body;
     assert!(organisations.contains(&format!(
@@ -975,11 +1013,30 @@ async fn admins_add_change_and_remove_users() {
         add("olga", "long enough password", "owner").await.status,
         StatusCode::BAD_REQUEST
     );
+    // The name rule `wachter user add` applies: inner spaces yes, padding and control
+    // characters no, at most 64 characters.
+    let long_name: &'static str = "x".repeat(65).leak();
+    for (name, problem) in [
+        (" olga", "starts or ends with a space"),
+        ("olga ", "starts or ends with a space"),
+        ("ol\tga", "holds a control character"),
+        ("", "is empty"),
+        (long_name, "is longer than 64 characters"),
+    ] {
+        let refused = add(name, "long enough password", "viewer").await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{name:?}");
+        assert!(
+            refused.body.contains(&format!("The user name {problem}.")),
+            "{name:?}: {}",
+            refused.body
+        );
+    }
+    let two_words = add("Jan de Vries", "long enough password", "viewer").await;
     assert_eq!(
-        add("two words", "long enough password", "viewer")
-            .await
-            .status,
-        StatusCode::BAD_REQUEST
+        two_words.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        two_words.body
     );
     let added = add("olga", "long enough password", "viewer").await;
     assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);

@@ -80,7 +80,7 @@ pub enum Command {
     /// API tokens).
     #[command(long_about = SERVE_HELP)]
     Serve(ServeArgs),
-    /// Who may use the dashboard: add and remove users, set passwords and roles.
+    /// Who may use the dashboard: add, disable and remove users, set passwords and roles.
     #[command(long_about = USER_HELP)]
     User(UserArgs),
     /// API tokens for scripts and other tools: add (the secret is shown once), list,
@@ -145,7 +145,12 @@ Examples:
   wachter user role bob analyst
   wachter user passwd bob            # also logs bob out everywhere; API tokens stay
   wachter user passwd bob --revoke-tokens   # and revokes bob's API tokens
-  wachter user remove bob            # with bob's sessions and API tokens";
+  wachter user disable bob           # logs bob out; bob's API tokens are refused
+  wachter user enable bob
+  wachter user remove bob            # with bob's sessions and API tokens
+
+The store always keeps an enabled admin: the only one cannot be demoted, disabled or
+removed (make another user admin first).";
 
 #[derive(Args, Debug, Clone)]
 pub struct UserArgs {
@@ -191,12 +196,34 @@ pub enum UserAction {
         #[arg(long)]
         revoke_tokens: bool,
     },
-    /// Change a user's role.
+    /// Change a user's role. The only enabled admin cannot be demoted: make another user
+    /// admin first.
     Role {
         name: String,
         /// viewer, analyst or admin.
         #[arg(value_parser = ROLES)]
         role: String,
+    },
+    /// Stop a user from logging in, without removing them: their sessions end and their
+    /// API tokens are refused until `wachter user enable`. The only enabled admin cannot
+    /// be disabled.
+    #[command(
+        long_about = "Stop a user from logging in, without removing them (someone on leave, an \
+account that may have leaked).
+
+Their sessions end at once and their API tokens are refused while they are disabled; the \
+tokens are kept, and work again after `wachter user enable NAME` (revoke them with \
+`wachter token revoke ID` if they should not). `wachter user list` shows who is disabled. \
+The only enabled admin cannot be disabled: make another user admin first."
+    )]
+    Disable {
+        /// The login name (case-insensitive).
+        name: String,
+    },
+    /// Let a disabled user log in again (their live API tokens work again too).
+    Enable {
+        /// The login name (case-insensitive).
+        name: String,
     },
 }
 
@@ -276,16 +303,27 @@ EXIT CODES (triage):
   1  compromised: an indicator of compromise or post-exploitation was found
   4  exploitation attempted: successful scanning or failed exploitation, no compromise
   5  not enough data: neither web access logs nor the appliance's file system
-  2  bad usage (PATH unreadable, a broken rule file, --org naming no organisation)
+  2  bad usage (PATH unreadable, a broken rule file, --org or --host naming nothing
+     stored, a file --import refuses)
 
-Keep the result for the case with --save (--db, --org NAME, --label TEXT): the dashboard
-lists saved reports; the saved id is printed (on stderr with --json).
-  wachter triage bundle.tar.gz --save --org \"Ziekenhuis Demo\" --label \"vpn01, 2024-03-02\"";
+Keep the result for the case with --save (--db, --org NAME, --label TEXT, --host): the
+dashboard lists saved reports; the saved id is printed (on stderr with --json). --host
+IP, IP:PORT or a service id (as in the dashboard's /hosts/ID) ties the report to the
+scanned appliance, and to its organisation unless --org says otherwise.
+  wachter triage bundle.tar.gz --save --org \"Ziekenhuis Demo\" --label \"vpn01, 2024-03-02\"
+
+An owner who ran the triage themselves (`wachter triage PATH --json > report.json`) sends
+the report; --import keeps it as if saved here (nothing is triaged; exit 0 once kept). The
+file is checked first: at most 64 MiB, JSON, the shape of a `--json` report with a
+verdict that agrees with its hits; anything else is refused (exit 2) and nothing is kept.
+  wachter triage --import report.json --org \"Ziekenhuis Demo\" --host 192.0.2.10:443";
 
 #[derive(Args, Debug, Clone)]
+#[command(group = clap::ArgGroup::new("keeping").args(["save", "import"]).multiple(true))]
 pub struct TriageArgs {
     /// An image root, a .tar/.tar.gz bundle, or a folder of logs.
-    pub path: PathBuf,
+    #[arg(required_unless_present = "import")]
+    pub path: Option<PathBuf>,
     /// More rule packs (TOML, the format of the built-in ones), added to the built-in packs.
     #[arg(long, value_name = "FILE")]
     pub rules: Vec<PathBuf>,
@@ -295,23 +333,38 @@ pub struct TriageArgs {
     /// Most bytes read from one file (after decompression).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 30)]
     pub max_file: u64,
-    /// Print the report as JSON.
+    /// Print the report as JSON (with --import: what was kept, with its id).
     #[arg(long)]
     pub json: bool,
     /// Keep the report in the database (shown by `wachter serve` under Triage): the JSON
     /// report, its verdict and its number of hits.
     #[arg(long)]
     pub save: bool,
-    /// With --save: the organisation the appliance belongs to (by name; checked before
-    /// the evidence is read).
-    #[arg(long, value_name = "NAME", requires = "save")]
+    /// Keep a report made elsewhere (`wachter triage PATH --json`, run by the appliance's
+    /// owner) instead of triaging here: checked to be such a report, then saved as --save
+    /// would (--org, --label, --host, --db apply).
+    #[arg(
+        long,
+        value_name = "REPORT.json",
+        conflicts_with_all = ["path", "rules", "pack", "max_file"]
+    )]
+    pub import: Option<PathBuf>,
+    /// With --save or --import: the organisation the appliance belongs to (by name;
+    /// checked before the evidence is read).
+    #[arg(long, value_name = "NAME", requires = "keeping")]
     pub org: Option<String>,
-    /// With --save: a label for the report (default: the evidence's path).
-    #[arg(long, value_name = "TEXT", requires = "save")]
+    /// With --save or --import: a label for the report (default: the evidence's path, or
+    /// the imported file's).
+    #[arg(long, value_name = "TEXT", requires = "keeping")]
     pub label: Option<String>,
-    /// With --save: the database, a SQLite file or a postgres:// URL (default: [store] db,
-    /// `wachter.db`).
-    #[arg(long, value_name = "DB", requires = "save")]
+    /// With --save or --import: the scanned appliance the report is about, by IP, IP:PORT
+    /// or service id (as in the dashboard's /hosts/ID); it must be in the database. Its
+    /// organisation is the report's unless --org names another.
+    #[arg(long, value_name = "IP[:PORT]|ID", requires = "keeping")]
+    pub host: Option<String>,
+    /// With --save or --import: the database, a SQLite file or a postgres:// URL (default:
+    /// [store] db, `wachter.db`).
+    #[arg(long, value_name = "DB", requires = "keeping")]
     pub db: Option<String>,
 }
 

@@ -1,7 +1,6 @@
 //! `wachter lab` and `wachter demo`.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +26,7 @@ use crate::cli::{
 };
 use crate::config::Config;
 use crate::exit;
-use crate::scan::{Recording, Settings, execute, prepare_inputs};
+use crate::scan::{Recording, Settings, execute, prepare_inputs, stop_on_interrupt};
 
 pub async fn run_lab(args: LabArgs) -> Result<u8, Failure> {
     let hosts: IpRange = args
@@ -180,7 +179,7 @@ pub async fn run_demo(args: DemoArgs, full_config: &Config) -> Result<u8, Failur
     let collected = Arc::new(Mutex::new(Vec::new()));
     let (recording, store_sink) = Recording::start(&args.db, &settings, "netscaler", None)?;
     let sink = Box::new(Tee(vec![Box::new(Collect(collected.clone())), store_sink]));
-    let (stop, watching) = stop_scan_on_interrupt();
+    let (stop, watching) = stop_on_interrupt();
     let summary = execute(settings, inputs, sink, stop).await?;
     // From here until the dashboard serves, Ctrl-C quits (the scan's watcher would only
     // set a flag nobody reads any more).
@@ -216,25 +215,6 @@ pub async fn run_demo(args: DemoArgs, full_config: &Config) -> Result<u8, Failur
     Ok(exit::OK)
 }
 
-/// Like `scan::stop_on_interrupt`, but with the watcher's handle, so that it can be
-/// stopped once the scan is over (Ctrl-C then stops the dashboard instead).
-fn stop_scan_on_interrupt() -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let watching = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::Relaxed);
-            eprintln!(
-                "wachter: stopping; finishing the probes in flight (Ctrl-C again to quit now)"
-            );
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(exit::INTERRUPTED.into());
-            }
-        }
-    });
-    (stop, watching)
-}
-
 /// The end of the demo: the dashboard over the demo's store, on a free loopback port, with
 /// an admin `demo` whose password is new every run (see [`demo_login`]).
 async fn serve_dashboard(
@@ -250,7 +230,9 @@ async fn serve_dashboard(
         store: args.db.clone(),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         pool_size: defaults.pool_size.clamp(1, 256),
-        session_hours: defaults.session_hours.clamp(1, 24 * 90),
+        session_hours: defaults
+            .session_hours
+            .clamp(1, wachter_web::auth::MAX_SESSION_HOURS),
     })
     .await
     .context("starting the dashboard")
@@ -297,9 +279,9 @@ fn is_demos_own_store(db: &str) -> bool {
 }
 
 /// The login the demo prints: a new admin `demo` with a fresh random password. A `demo`
-/// that already exists is only given a new password (and made admin) in the demo's own
-/// store, where an earlier demo made it; in any other store it may be a real person's
-/// account, so it is left alone and `None` says there is no password to print.
+/// that already exists is only given a new password (and made an enabled admin) in the
+/// demo's own store, where an earlier demo made it; in any other store it may be a real
+/// person's account, so it is left alone and `None` says there is no password to print.
 fn demo_login(
     store: &wachter_store::Store,
     demos_own_store: bool,
@@ -323,6 +305,9 @@ fn demo_login(
             .set_password(DEMO_USER, &hash)
             .map_err(Failure::failed)?;
         store.set_role(DEMO_USER, role).map_err(Failure::failed)?;
+        store
+            .set_disabled(DEMO_USER, false)
+            .map_err(Failure::failed)?;
         return Ok(Some(password));
     }
     match store.add_user(DEMO_USER, &hash, role) {
@@ -685,11 +670,16 @@ mod tests {
     fn the_demos_own_store_gets_a_new_password_every_run() {
         let (store, path) = store("own");
         let first = login(&store, true).unwrap();
+        // Someone demoted it (the store keeps one admin, so another one exists).
+        let hash = wachter_web::hash_password("another admin's password").unwrap();
+        store.add_user("another admin", &hash, "admin").unwrap();
         store.set_role(DEMO_USER, "viewer").unwrap();
+        store.set_disabled(DEMO_USER, true).unwrap();
         let second = login(&store, true).unwrap();
         assert_ne!(first, second);
         let demo = demo_user(&store);
         assert_eq!(demo.user.role, "admin");
+        assert!(!demo.user.disabled, "the printed login works");
         assert!(wachter_web::auth::verify_password(
             &second,
             &demo.password_hash

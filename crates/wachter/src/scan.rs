@@ -311,11 +311,12 @@ impl Recording {
     }
 }
 
-/// Sets `stop` on the first Ctrl-C; exits at once on the second.
-pub fn stop_on_interrupt() -> Arc<AtomicBool> {
+/// Sets the returned flag on the first Ctrl-C; exits at once on the second. The handle
+/// stops the watching once the scan is over (the demo then lets Ctrl-C stop its dashboard).
+pub fn stop_on_interrupt() -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    tokio::spawn(async move {
+    let watching = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             flag.store(true, Ordering::Relaxed);
             eprintln!(
@@ -326,7 +327,7 @@ pub fn stop_on_interrupt() -> Arc<AtomicBool> {
             }
         }
     });
-    stop
+    (stop, watching)
 }
 
 /// What `--resume` stores: the arguments and the effective `[scan]` configuration.
@@ -439,7 +440,7 @@ pub async fn run(args: ScanArgs, config: &Config) -> Result<u8, Failure> {
         };
         (Some(recording), Box::new(Tee(vec![output, store_sink])))
     };
-    let stop = stop_on_interrupt();
+    let (stop, _watching) = stop_on_interrupt();
     let summary = execute(settings, inputs, sink, stop).await?;
     let stored = recording.map(|r| r.finish(&summary)).transpose()?;
     // Records own stdout unless they went to a file.

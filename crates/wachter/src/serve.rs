@@ -7,25 +7,18 @@
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use wachter_store::{Store, StoreError, TokenRow, UserRow};
+use wachter_web::auth::{
+    MAX_PASSWORD_BYTES, MAX_SESSION_HOURS, check_new_password, check_user_name,
+};
 use wachter_web::{Role, ServeOptions, Server};
 
 use crate::cases::{database_exists, emit, json};
 use crate::cli::{Failure, ServeArgs, TokenAction, TokenArgs, UserAction, UserArgs};
 use crate::config::Config;
 use crate::exit;
-
-/// Shortest password accepted, in characters.
-pub const MIN_PASSWORD_CHARS: usize = 12;
-/// Longest password read, in bytes (a line longer than this is refused, not cut).
-const MAX_PASSWORD_BYTES: usize = 1024;
-/// Longest user name or token label, in characters.
-const MAX_NAME_CHARS: usize = 64;
-/// How long the requests in flight may take once a stop was asked for.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
 pub async fn serve(args: ServeArgs, config: &Config) -> Result<u8, Failure> {
     let listen = match args.listen {
@@ -44,9 +37,9 @@ pub async fn serve(args: ServeArgs, config: &Config) -> Result<u8, Failure> {
         )));
     }
     let session_hours = args.session_hours.unwrap_or(config.serve.session_hours);
-    if !(1..=24 * 90).contains(&session_hours) {
+    if !(1..=MAX_SESSION_HOURS).contains(&session_hours) {
         return Err(Failure::usage(anyhow!(
-            "a session lasts between 1 and 2160 hours (got {session_hours})"
+            "a session lasts between 1 and {MAX_SESSION_HOURS} hours (got {session_hours})"
         )));
     }
     let db = args.db.clone().unwrap_or_else(|| config.store.db.clone());
@@ -113,39 +106,25 @@ pub(crate) fn print_now(text: &str) -> Result<(), Failure> {
     }
 }
 
-/// Serves until Ctrl-C or SIGTERM, then lets the requests in flight finish for at most
-/// [`DRAIN_DEADLINE`] (a second Ctrl-C quits at once).
+/// Serves until Ctrl-C or SIGTERM, then lets the requests in flight finish (`Server::run`
+/// bounds that wait); a second Ctrl-C quits at once.
 pub(crate) async fn run_until_stopped(server: Server) -> Result<(), Failure> {
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async move {
+    let shutdown = async {
         stop_signal().await;
         eprintln!(
             "wachter serve: stopping; finishing the requests in flight (Ctrl-C again to quit now)"
         );
-        let _ = stopping.send(());
         tokio::spawn(async {
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(exit::INTERRUPTED.into());
             }
         });
     };
-    let drained = async move {
-        if stopped.await.is_ok() {
-            tokio::time::sleep(DRAIN_DEADLINE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        served = server.run(shutdown) => served.context("serving").map_err(Failure::failed),
-        () = drained => {
-            eprintln!(
-                "wachter serve: requests still running after {} s; stopping anyway",
-                DRAIN_DEADLINE.as_secs()
-            );
-            Ok(())
-        }
-    }
+    server
+        .run(shutdown)
+        .await
+        .context("serving")
+        .map_err(Failure::failed)
 }
 
 /// Ctrl-C, or SIGTERM (a service manager stopping us). A signal that cannot be watched
@@ -206,11 +185,47 @@ pub fn user(args: UserArgs, config: &Config) -> Result<u8, Failure> {
         }
         UserAction::Remove { name } => {
             let store = crate::cases::open(&args.db, config, true)?;
-            if !store.remove_user(&name).map_err(Failure::failed)? {
+            if !keeping_an_admin(store.remove_user(&name), &name, "removed")? {
                 return Err(no_such_user(&name));
             }
             eprintln!("user {name} removed, with their sessions and API tokens");
-            warn_without_admin(&store)?;
+            Ok(exit::OK)
+        }
+        UserAction::Disable { name } => {
+            let store = crate::cases::open(&args.db, config, true)?;
+            let Some(user) = store.user_credentials(&name).map_err(Failure::failed)? else {
+                return Err(no_such_user(&name));
+            };
+            if user.user.disabled {
+                eprintln!("{} was already disabled", user.user.name);
+                return Ok(exit::OK);
+            }
+            if !keeping_an_admin(store.set_disabled(&name, true), &name, "disabled")? {
+                return Err(no_such_user(&name));
+            }
+            eprintln!(
+                "{} disabled: their sessions have ended and their API tokens are refused \
+                 (`wachter user enable {}` lets them back in)",
+                user.user.name, user.user.name
+            );
+            Ok(exit::OK)
+        }
+        UserAction::Enable { name } => {
+            let store = crate::cases::open(&args.db, config, true)?;
+            let Some(user) = store.user_credentials(&name).map_err(Failure::failed)? else {
+                return Err(no_such_user(&name));
+            };
+            if !user.user.disabled {
+                eprintln!("{} was not disabled", user.user.name);
+                return Ok(exit::OK);
+            }
+            if !store.set_disabled(&name, false).map_err(Failure::failed)? {
+                return Err(no_such_user(&name));
+            }
+            eprintln!(
+                "{} enabled: they can log in again, and their live API tokens work again",
+                user.user.name
+            );
             Ok(exit::OK)
         }
         UserAction::Passwd {
@@ -245,14 +260,10 @@ pub fn user(args: UserArgs, config: &Config) -> Result<u8, Failure> {
         UserAction::Role { name, role } => {
             let role = parse_role(&role)?;
             let store = crate::cases::open(&args.db, config, true)?;
-            if !store
-                .set_role(&name, role.as_str())
-                .map_err(Failure::failed)?
-            {
+            if !keeping_an_admin(store.set_role(&name, role.as_str()), &name, "demoted")? {
                 return Err(no_such_user(&name));
             }
             eprintln!("{name} is now {role}");
-            warn_without_admin(&store)?;
             Ok(exit::OK)
         }
     }
@@ -275,6 +286,12 @@ pub fn token(args: TokenArgs, config: &Config) -> Result<u8, Failure> {
                 return Err(no_such_user(&user));
             };
             let role = parse_role(&owner.user.role)?;
+            if owner.user.disabled {
+                eprintln!(
+                    "note: {} is disabled: the token is refused until `wachter user enable {}`",
+                    owner.user.name, owner.user.name
+                );
+            }
             if scope == "write" && role == Role::Viewer {
                 return Err(Failure::usage(anyhow!(
                     "{} is a viewer: a write token would allow nothing more than a read one \
@@ -408,40 +425,33 @@ fn no_such_user(name: &str) -> Failure {
     Failure::usage(anyhow!("no user {name:?} (`wachter user list` shows them)"))
 }
 
-/// Removing or demoting the last admin is allowed (the command line can always add one
-/// back), but said.
-fn warn_without_admin(store: &Store) -> Result<(), Failure> {
-    let users = store.users().map_err(Failure::failed)?;
-    if !users.iter().any(|u| u.role == Role::Admin.as_str()) {
-        eprintln!(
-            "warning: no admin is left; `wachter user role NAME admin` makes one (admins manage users in the dashboard)"
-        );
+/// The outcome of a change the store refuses when it would leave no enabled admin (a
+/// `Conflict`): a usage error with the way out, since nobody could manage users in the
+/// dashboard any more.
+fn keeping_an_admin(
+    changed: Result<bool, StoreError>,
+    name: &str,
+    change: &str,
+) -> Result<bool, Failure> {
+    match changed {
+        Err(StoreError::Conflict { .. }) => Err(Failure::usage(anyhow!(
+            "{name:?} is the only enabled admin and cannot be {change}: make another user admin \
+             first (`wachter user role NAME admin`), so someone can still manage users"
+        ))),
+        other => other.map_err(Failure::failed),
     }
-    Ok(())
 }
 
-/// A name a person chose: printable, not padded, not too long.
+/// A name a person chose (a user or a token): the dashboard's rule for user names
+/// ([`check_user_name`]: printable, not padded, not too long).
 fn check_name(what: &str, name: &str) -> Result<(), Failure> {
-    let problem = if name.is_empty() {
-        Some("is empty")
-    } else if name.chars().count() > MAX_NAME_CHARS {
-        Some("is longer than 64 characters")
-    } else if name.trim() != name {
-        Some("starts or ends with a space")
-    } else if name.chars().any(char::is_control) {
-        Some("holds a control character")
-    } else {
-        None
-    };
-    match problem {
-        Some(problem) => Err(Failure::usage(anyhow!("the {what} {name:?} {problem}"))),
-        None => Ok(()),
-    }
+    check_user_name(name)
+        .map_err(|problem| Failure::usage(anyhow!("the {what} {name:?} {problem}")))
 }
 
 /// A new password: the first line of standard input with `--password-stdin`, otherwise
-/// asked twice on the terminal with echo off. Refused when shorter than
-/// [`MIN_PASSWORD_CHARS`].
+/// asked twice on the terminal with echo off. Refused unless [`check_new_password`]
+/// accepts it.
 fn read_new_password(name: &str, from_stdin: bool) -> Result<String, Failure> {
     let stdin = std::io::stdin();
     let password = if from_stdin {
@@ -478,14 +488,10 @@ fn read_new_password(name: &str, from_stdin: bool) -> Result<String, Failure> {
 /// How a password is passed without a terminal prompt (never on the command line).
 const STDIN_EXAMPLE: &str = "printf '%s\\n' \"$PASSWORD\" | wachter user … --password-stdin";
 
+/// The dashboard's rule for new passwords ([`check_new_password`]).
 fn check_password(password: &str) -> Result<(), Failure> {
-    let chars = password.chars().count();
-    if chars < MIN_PASSWORD_CHARS {
-        return Err(Failure::usage(anyhow!(
-            "the password has {chars} characters; at least {MIN_PASSWORD_CHARS} are needed"
-        )));
-    }
-    Ok(())
+    check_new_password(password)
+        .map_err(|problem| Failure::usage(anyhow!("the password {problem}")))
 }
 
 /// One line of at most [`MAX_PASSWORD_BYTES`], without its line ending. An empty input, a

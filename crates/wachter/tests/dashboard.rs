@@ -309,6 +309,62 @@ fn assert_classified(lab: &Lab, records: &[ServiceRecord]) {
     }
 }
 
+/// The sender a campaign needs to queue its messages, set for one child process only (no
+/// test runs `wachter outbox send`: nothing is ever sent).
+const SENDER: &str = "Test CERT <cert@test-cert.test>";
+
+/// `wachter campaign new --cve CVE-2019-19781 --json` over `db` with `more` arguments;
+/// returns its JSON (`campaign_id`, `messages`, …).
+async fn queue_campaign(db: &str, more: &[&str]) -> Value {
+    let args: Vec<String> = [
+        "campaign",
+        "new",
+        "--cve",
+        "CVE-2019-19781",
+        "--json",
+        "--db",
+        db,
+    ]
+    .iter()
+    .chain(more)
+    .map(|a| a.to_string())
+    .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        wachter_command(&args)
+            .env("WACHTER_NOTIFY__FROM", SENDER)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running wachter campaign new")
+    })
+    .await
+    .expect("the campaign's thread");
+    assert_exit(&out, 0);
+    let campaign: Value = serde_json::from_slice(&out.stdout).expect("the campaign as JSON");
+    assert!(
+        campaign["messages"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty()),
+        "the campaign queued no message: {campaign:#}"
+    );
+    campaign
+}
+
+/// `wachter org add NAME --network NETWORK …` then `wachter attribute`, over `db`; returns
+/// the organisation's id.
+async fn own_and_attribute(db: &str, name: &str, network: &str, more: &[&str]) -> i64 {
+    let mut args = vec!["org", "add", name, "--network", network, "--db", db];
+    args.extend(more);
+    assert_exit(&wachter_async(&args).await, 0);
+    assert_exit(&wachter_async(&["attribute", "--db", db]).await, 0);
+    let organisations = wachter_json(&["org", "list", "--json", "--db", db]).await;
+    organisations
+        .as_array()
+        .and_then(|all| all.iter().find(|o| o["name"] == name))
+        .and_then(|o| o["id"].as_i64())
+        .unwrap_or_else(|| panic!("no organisation {name:?} in {organisations:#}"))
+}
+
 /// One Chromium session over a chromedriver of its own.
 struct Browser {
     client: Client,
@@ -595,7 +651,8 @@ impl Browser {
         self.wait_for_load(step).await;
         let page = self.js(step, INERTNESS).await;
         let title = page["title"].as_str().unwrap_or_default();
-        if title.to_ascii_lowercase().contains("pwned") {
+        // What a payload sets it to; a page may quote a payload in its title, as text.
+        if title == "PWNED" {
             problems.push(format!("a payload set the title: {title:?}"));
         }
         if page["pwned"] != json!(false) {
@@ -851,6 +908,39 @@ async fn hostile_host(tools: BrowserTools) {
     let hostile_host: &HostSpec = &lab.manifest()[0];
     assert_eq!(hostile_host.behaviour, Behaviour::NsHostile);
     lab.stop().await;
+    // Its owner's name and notes carry payloads too, and so does the campaign that told
+    // it and the triage report its owner sent: every list and detail page has some.
+    let owner = format!("Owner {}", hostile::NOTE);
+    let organisation = own_and_attribute(
+        &db,
+        &owner,
+        "127.91.0.0/24",
+        &[
+            "--contact",
+            "security:owner@hostile.test",
+            "--notes",
+            hostile::BODY,
+        ],
+    )
+    .await;
+    let campaign = queue_campaign(&db, &["--name", hostile::SERVER]).await;
+    let campaign_id = campaign["campaign_id"].as_i64().expect("the campaign's id");
+    let report = work_dir().join("dashboard-hostile-report.json");
+    std::fs::write(&report, hostile_triage_report().to_string()).expect("the hostile report");
+    let imported = wachter_json(&[
+        "triage",
+        "--import",
+        &report.display().to_string(),
+        "--label",
+        hostile::LINK,
+        "--host",
+        "127.91.0.1:18443",
+        "--json",
+        "--db",
+        &db,
+    ])
+    .await;
+    let imported = imported["id"].as_i64().expect("the imported report's id");
     let (dashboard, browser) = logged_in(&tools, "hostile", &db, "hanna").await;
     let base = dashboard.base.as_str();
     browser.assert_inert("02-overview").await;
@@ -949,7 +1039,65 @@ async fn hostile_host(tools: BrowserTools) {
         browser.goto(&step, &format!("{base}{page}")).await;
         browser.assert_inert(&step).await;
     }
+
+    // The pages of the hostile owner, campaign and report: inert, their payloads shown as
+    // text (so the check above ran over pages that do carry them).
+    for (page, expected) in [
+        ("/organisations".to_string(), "onerror="),
+        (format!("/organisations/{organisation}"), "onerror="),
+        (format!("/organisations/{organisation}"), "<base href="),
+        ("/campaigns".into(), "<script>"),
+        (format!("/campaigns/{campaign_id}"), "<script>"),
+        ("/triage".into(), "javascript:"),
+        (format!("/triage/{imported}"), "<script>"),
+        (format!("/triage/{imported}"), "onerror="),
+    ] {
+        let step = format!("07-page{}", page.replace('/', "-"));
+        browser.goto(&step, &format!("{base}{page}")).await;
+        let text = browser.assert_inert(&step).await;
+        browser
+            .check(&step, text.contains(expected), || {
+                format!("{page} does not show {expected:?} as text: {text:?}")
+            })
+            .await;
+        browser.screenshot(&step).await;
+    }
     browser.close().await;
+}
+
+/// A triage report of the shape `wachter triage --json` writes (a compromise, so the
+/// import accepts it), with payloads in every text the dashboard shows.
+fn hostile_triage_report() -> Value {
+    json!({
+        "evidence": hostile::BODY,
+        "kind": "directory",
+        "verdict": "compromised",
+        "reason": hostile::SERVER,
+        "hits": [{
+            "rule": hostile::NOTE,
+            "severity": "compromise",
+            "cves": [hostile::CERT_CN],
+            "source": hostile::LINK,
+            "description": hostile::BODY,
+            "path": hostile::CERT_SANS[1],
+            "line": 1,
+            "excerpt": hostile::BODY,
+        }],
+        "more_hits": { hostile::SERVER: 2 },
+        "coverage": [{
+            "path": hostile::NOTE,
+            "kind": "http_access",
+            "compressed": false,
+            "lines": 1,
+            "first": hostile::SERVER,
+            "last": hostile::LINK,
+        }],
+        "problems": [{ "path": hostile::LINK, "kind": "path_traversal", "detail": hostile::BODY }],
+        "more_problems": {},
+        "summary": { "entries": 1, "files": 1, "bytes_read": 1 },
+        "rules": 1,
+        "areas": [hostile::SERVER],
+    })
 }
 
 /// The inertness check itself, on a page that does render the payloads as markup (a
@@ -1017,10 +1165,12 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
-/// Every API answer — lists, details, CSV, 400, 401 and 404 — is what the OpenAPI
-/// document says, checked by the OpenAPI projects' own code (`openapi-spec-validator` on the
-/// document, `openapi-core` on each request and response; `tests/interop/validate_openapi.py`)
-/// against a real `wachter serve` over a scanned lab and a saved triage report.
+/// Every API answer — lists, details, CSV, the two outbox actions, 400, 401 and 404 — is
+/// what the OpenAPI document says, checked by the OpenAPI projects' own code
+/// (`openapi-spec-validator` on the document, `openapi-core` on each request and response;
+/// `tests/interop/validate_openapi.py`) against a real `wachter serve` over a scanned lab
+/// owned by an organisation, a campaign that told it, a saved and an imported triage
+/// report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_api_answer_matches_the_openapi_document() {
     let Some(python) = wachter_notify::testing::interop_python() else {
@@ -1036,6 +1186,26 @@ async fn every_api_answer_matches_the_openapi_document() {
     let records = work_dir().join("dashboard-api.jsonl");
     scan(&db, "127.92.0.0/16", &lab, &records).await;
     lab.stop().await;
+    // The lab's owner, and a campaign that queued a message to it (never sent).
+    let organisation = own_and_attribute(
+        &db,
+        "Lab Owner",
+        "127.92.0.0/24",
+        &[
+            "--sector",
+            "healthcare",
+            "--contact",
+            "security:security@lab-owner.test",
+            "--notes",
+            "runs the lab",
+        ],
+    )
+    .await;
+    let campaign = queue_campaign(&db, &[]).await;
+    let campaign_id = campaign["campaign_id"].as_i64().expect("the campaign's id");
+    let ticket = query_texts(&db, "SELECT ticket FROM messages ORDER BY id")
+        .and_then(|row| row.into_iter().next())
+        .expect("the queued message's ticket");
     let evidence = work_dir().join("dashboard-api-evidence");
     std::fs::create_dir_all(evidence.join("var/log")).expect("an evidence folder");
     std::fs::write(evidence.join("var/log/httpaccess.log"), "").expect("an empty log");
@@ -1051,8 +1221,28 @@ async fn every_api_answer_matches_the_openapi_document() {
         "triage --save: {}",
         String::from_utf8_lossy(&triage.stderr)
     );
-    add_user(&db, "api", "viewer", PASSWORD);
-    let token = wachter_json(&["token", "add", "--user", "api", "--json", "--db", &db]).await;
+    // The same report as its owner would send it, imported about the vulnerable host.
+    let report = work_dir().join("dashboard-api-report.json");
+    let owners_run = wachter(&["triage", &evidence.display().to_string(), "--json"]);
+    std::fs::write(&report, &owners_run.stdout).expect("the owner's report");
+    let imported = wachter_json(&[
+        "triage",
+        "--import",
+        &report.display().to_string(),
+        "--host",
+        "127.92.0.1:18443",
+        "--json",
+        "--db",
+        &db,
+    ])
+    .await;
+    let imported = imported["id"].as_i64().expect("the imported report's id");
+    // An analyst's write token: the outbox actions need both.
+    add_user(&db, "api", "analyst", PASSWORD);
+    let token = wachter_json(&[
+        "token", "add", "--user", "api", "--scope", "write", "--json", "--db", &db,
+    ])
+    .await;
     let token = token["token"].as_str().expect("a token secret").to_string();
     let dashboard = serve("api", &db).await;
 
@@ -1070,18 +1260,35 @@ async fn every_api_answer_matches_the_openapi_document() {
         "/api/v1/organisations".into(),
         "/api/v1/organisations?format=csv".into(),
         "/api/v1/organisations/999999".into(),
+        "/api/v1/organisations?sector=healthcare".into(),
+        format!("/api/v1/organisations/{organisation}"),
+        "malformed:/api/v1/organisations/x".into(),
+        format!("/api/v1/hosts?organisation={organisation}&format=csv"),
         "/api/v1/scans".into(),
         "/api/v1/scans?format=csv".into(),
         "/api/v1/scans/1".into(),
+        "malformed:/api/v1/scans/x".into(),
+        "/api/v1/scans/-1".into(),
         "/api/v1/campaigns".into(),
         "/api/v1/campaigns?format=csv".into(),
         "/api/v1/campaigns/999999".into(),
+        format!("/api/v1/campaigns/{campaign_id}"),
+        format!("/api/v1/campaigns/{campaign_id}/messages"),
+        format!("/api/v1/campaigns/{campaign_id}/messages?format=csv"),
+        format!("/api/v1/hosts?campaign={campaign_id}"),
         "/api/v1/triage".into(),
         "/api/v1/triage?format=csv".into(),
         "/api/v1/triage/1".into(),
+        format!("/api/v1/triage/{imported}"),
         "/api/v1/me".into(),
         "anonymous:/api/v1/me".into(),
         "anonymous:/api/v1/hosts".into(),
+        // The outbox actions: refused without a token, unknown tickets, then a retry (of a
+        // message that is queued, so nothing changes) and a cancel.
+        format!("anonymous:post:/api/v1/messages/{ticket}/cancel"),
+        "post:/api/v1/messages/NO-SUCH-1/retry".into(),
+        format!("post:/api/v1/messages/{ticket}/retry"),
+        format!("post:/api/v1/messages/{ticket}/cancel"),
     ];
     let script = wachter_notify::testing::interop_scripts().join("validate_openapi.py");
     let out = Command::new(python)
@@ -1106,8 +1313,31 @@ async fn every_api_answer_matches_the_openapi_document() {
         ("/api/v1/hosts/999999".into(), 404),
         ("/api/v1/hosts?state=bogus".into(), 400),
         ("/api/v1/triage/1".into(), 200),
+        (format!("/api/v1/triage/{imported}"), 200),
         ("anonymous:/api/v1/me".into(), 401),
+        (format!("/api/v1/organisations/{organisation}"), 200),
+        ("malformed:/api/v1/organisations/x".into(), 400),
+        ("malformed:/api/v1/scans/x".into(), 400),
+        ("/api/v1/scans/-1".into(), 400),
+        (format!("/api/v1/campaigns/{campaign_id}"), 200),
+        (format!("/api/v1/campaigns/{campaign_id}/messages"), 200),
+        (format!("/api/v1/hosts?campaign={campaign_id}"), 200),
+        (
+            format!("anonymous:post:/api/v1/messages/{ticket}/cancel"),
+            401,
+        ),
+        ("post:/api/v1/messages/NO-SUCH-1/retry".into(), 404),
+        (format!("post:/api/v1/messages/{ticket}/retry"), 200),
+        (format!("post:/api/v1/messages/{ticket}/cancel"), 200),
     ] {
         assert_eq!(checked[&path], status, "{path}");
     }
+    // The cancel reached the store (the validator checked only the answer's shape).
+    assert_eq!(
+        query_texts(
+            &db,
+            &format!("SELECT state FROM messages WHERE ticket = '{ticket}'")
+        ),
+        Some(vec!["cancelled".to_string()])
+    );
 }

@@ -145,6 +145,139 @@ fn users_are_added_listed_changed_and_removed() {
     }
 }
 
+/// `user list --json` as (name, role, disabled) triples.
+fn listed_users(db: &str) -> Vec<(String, String, bool)> {
+    let users = json_of(&wachter(&["user", "list", "--json", "--db", db]));
+    users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["name"].as_str().unwrap().to_string(),
+                u["role"].as_str().unwrap().to_string(),
+                u["disabled"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn user_row(name: &str, role: &str, disabled: bool) -> (String, String, bool) {
+    (name.to_string(), role.to_string(), disabled)
+}
+
+#[test]
+fn the_last_admin_stays_and_users_are_disabled_and_enabled() {
+    for db in databases("serve_last_admin") {
+        let db = db.as_str();
+        add_user(db, "alice", "admin", PASSWORD);
+        add_user(db, "bob", "analyst", PASSWORD);
+
+        // The only enabled admin: demoting, disabling or removing her is a usage error
+        // with the way out, and changes nothing.
+        for (command, change) in [
+            (["user", "role", "alice", "viewer"].as_slice(), "demoted"),
+            (["user", "disable", "ALICE"].as_slice(), "disabled"),
+            (["user", "remove", "alice"].as_slice(), "removed"),
+        ] {
+            let mut args = command.to_vec();
+            args.extend(["--db", db]);
+            let refused = wachter(&args);
+            assert_exit(&refused, 2);
+            let said = stderr(&refused);
+            assert!(
+                said.contains("only enabled admin")
+                    && said.contains(change)
+                    && said.contains("make another user admin first"),
+                "{command:?}: {said}"
+            );
+        }
+        assert_eq!(
+            listed_users(db),
+            [
+                user_row("alice", "admin", false),
+                user_row("bob", "analyst", false)
+            ]
+        );
+
+        // With a second admin the first may be disabled; the second is then the only
+        // enabled one, and is kept.
+        assert_exit(&wachter(&["user", "role", "bob", "admin", "--db", db]), 0);
+        let disabled = wachter(&["user", "disable", "alice", "--db", db]);
+        assert_exit(&disabled, 0);
+        assert!(
+            stderr(&disabled).contains("wachter user enable alice"),
+            "{}",
+            stderr(&disabled)
+        );
+        assert_exit(&wachter(&["user", "role", "bob", "viewer", "--db", db]), 2);
+        assert_exit(&wachter(&["user", "remove", "bob", "--db", db]), 2);
+        assert_eq!(
+            listed_users(db),
+            [
+                user_row("alice", "admin", true),
+                user_row("bob", "admin", false)
+            ]
+        );
+        let plain = stdout(&wachter(&["user", "list", "--db", db]));
+        let state_of = |name: &str| {
+            plain
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().last())
+                .map(String::from)
+        };
+        assert_eq!(state_of("alice").as_deref(), Some("disabled"), "{plain}");
+        assert_eq!(state_of("bob").as_deref(), Some("active"), "{plain}");
+
+        // Disabling twice, enabling twice: said, not an error; an unknown user is one.
+        let again = wachter(&["user", "disable", "alice", "--db", db]);
+        assert_exit(&again, 0);
+        assert!(
+            stderr(&again).contains("already disabled"),
+            "{}",
+            stderr(&again)
+        );
+        assert_exit(&wachter(&["user", "enable", "Alice", "--db", db]), 0);
+        let again = wachter(&["user", "enable", "alice", "--db", db]);
+        assert_exit(&again, 0);
+        assert!(
+            stderr(&again).contains("was not disabled"),
+            "{}",
+            stderr(&again)
+        );
+        assert_exit(&wachter(&["user", "disable", "carol", "--db", db]), 2);
+        assert_exit(&wachter(&["user", "enable", "carol", "--db", db]), 2);
+        assert_eq!(
+            listed_users(db),
+            [
+                user_row("alice", "admin", false),
+                user_row("bob", "admin", false)
+            ]
+        );
+        // Now either admin may go.
+        assert_exit(&wachter(&["user", "remove", "bob", "--db", db]), 0);
+    }
+
+    // A store that never had an admin: roles change without a word about admins.
+    let db = fresh_sqlite("serve_no_admin");
+    add_user(&db, "vera", "viewer", PASSWORD);
+    let changed = wachter(&["user", "role", "vera", "analyst", "--db", &db]);
+    assert_exit(&changed, 0);
+    assert!(!stderr(&changed).contains("admin"), "{}", stderr(&changed));
+
+    // The new commands explain themselves.
+    let help = stdout(&wachter(&["user", "disable", "--help"]));
+    assert!(
+        help.contains("sessions end") && help.contains("wachter user enable"),
+        "{help}"
+    );
+    let help = stdout(&wachter(&["user", "--help"]));
+    for command in ["disable", "enable"] {
+        assert!(help.contains(command), "{help}");
+    }
+}
+
 /// The secret in `token add`'s text output.
 fn secret_in(text: &str) -> String {
     text.split_whitespace()
@@ -781,26 +914,76 @@ fn serve_answers_pages_and_the_api_on_loopback() {
             &[("Authorization", "Bearer wachter_nonsense")],
         );
         assert_eq!(wrong.status, 401);
+
+        // A disabled user's token is refused at once, and works again once enabled.
+        add_user(db, "bob", "analyst", PASSWORD);
+        let bobs = json_of(&wachter(&[
+            "token", "add", "--user", "bob", "--json", "--db", db,
+        ]));
+        let bobs = format!("Bearer {}", bobs["token"].as_str().unwrap());
+        let me_as_bob = || get(addr, "/api/v1/me", &[("Authorization", &bobs)]).status;
+        assert_eq!(me_as_bob(), 200);
+        assert_exit(&wachter(&["user", "disable", "bob", "--db", db]), 0);
+        assert_eq!(me_as_bob(), 401, "the token of a disabled user");
+        assert_exit(&wachter(&["user", "enable", "bob", "--db", db]), 0);
+        assert_eq!(me_as_bob(), 200, "enabled again");
+
+        // Ctrl-C stops it (after the requests in flight: none), with exit 0.
+        let interrupt = std::process::Command::new("kill")
+            .args(["-INT", &server.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(interrupt.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(45);
+        let status = loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still serving after Ctrl-C: {}",
+                server.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(0), "{}", server.stderr());
+        while !server.stderr().contains("wachter serve: stopped")
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            server.stderr().contains("wachter serve: stopped"),
+            "{}",
+            server.stderr()
+        );
         drop(server);
     }
+}
+
+/// `wachter demo` over a lab on `hosts` into `db`, once it prints its dashboard line: the
+/// running demo, that line, and the lines before it.
+fn demo_serving(db: &str, hosts: &str, mail: &str) -> (Running, String, Vec<String>) {
+    let mail = work_dir().join(mail);
+    let mut demo = Running::start(&[
+        "demo",
+        "--hosts",
+        hosts,
+        "--port",
+        "18443",
+        "--db",
+        db,
+        "--mail-dir",
+        mail.to_str().unwrap(),
+    ]);
+    let (line, before) = demo.wait_for("Dashboard: http://", Duration::from_secs(300));
+    (demo, line, before)
 }
 
 #[test]
 fn demo_ends_by_serving_its_dashboard() {
     let db = fresh_sqlite("serve-demo");
-    let mail = work_dir().join("serve-demo-mail");
-    let mut demo = Running::start(&[
-        "demo",
-        "--hosts",
-        "127.147.0.0/27",
-        "--port",
-        "18443",
-        "--db",
-        &db,
-        "--mail-dir",
-        mail.to_str().unwrap(),
-    ]);
-    let (line, before) = demo.wait_for("Dashboard: http://", Duration::from_secs(300));
+    let (_demo, line, before) = demo_serving(&db, "127.147.0.0/27", "serve-demo-mail");
     assert!(
         before.iter().any(|l| l.contains("Every host matches")),
         "the report came first: {before:#?}"
@@ -842,19 +1025,7 @@ fn a_demo_over_another_store_leaves_its_demo_user_alone() {
         "SELECT password_hash, role FROM users WHERE name = 'Demo'",
     )
     .unwrap();
-    let mail = work_dir().join("serve-demo-foreign-mail");
-    let mut demo = Running::start(&[
-        "demo",
-        "--hosts",
-        "127.148.0.0/28",
-        "--port",
-        "18443",
-        "--db",
-        &db,
-        "--mail-dir",
-        mail.to_str().unwrap(),
-    ]);
-    let (line, _) = demo.wait_for("Dashboard: http://", Duration::from_secs(300));
+    let (demo, line, _) = demo_serving(&db, "127.148.0.0/28", "serve-demo-foreign-mail");
     assert!(
         !line.contains("user demo, password") && line.contains("left alone"),
         "{line}"
@@ -1011,4 +1182,220 @@ fn a_saved_triage_report_is_kept_with_its_organisation() {
             Some(vec![1])
         );
     }
+}
+
+/// wachter records of two NetScalers on one address (ports 443 and 8443), as another
+/// machine's scan wrote them.
+const TWO_APPLIANCES: &str = r#"{"schema":"wachter.service/1","ip":"192.0.2.13","port":443,"time":"2026-01-02T00:00:00Z","status":"open","protocol":"https","connections":1,"timings":{"total_ms":5},"checks":[{"check":"netscaler","product":"netscaler","cves":[{"cve":"CVE-2019-19781","verdict":"vulnerable","basis":"probe"}],"flags":{}}]}
+{"schema":"wachter.service/1","ip":"192.0.2.13","port":8443,"time":"2026-01-02T00:00:00Z","status":"open","protocol":"https","connections":1,"timings":{"total_ms":5},"checks":[{"check":"netscaler","product":"netscaler","cves":[{"cve":"CVE-2019-19781","verdict":"mitigated","basis":"probe"}],"flags":{}}]}
+"#;
+
+/// `wachter triage --import` of `file` into `db` with `more` arguments.
+fn import(file: &std::path::Path, db: &str, more: &[&str]) -> std::process::Output {
+    let mut args = vec!["triage", "--import", file.to_str().unwrap(), "--db", db];
+    args.extend(more);
+    wachter(&args)
+}
+
+fn saved_reports(db: &str) -> i64 {
+    query_ints(db, "SELECT COUNT(*) FROM triage_reports")
+        .map(|row| row[0])
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_owners_own_report_is_imported_and_anything_else_refused() {
+    // The owner ran triage on their appliance and sent the JSON.
+    let evidence = attacked_logs("import");
+    let owners_run = wachter(&["triage", evidence.to_str().unwrap(), "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&owners_run.stdout).unwrap();
+    let verdict = report["verdict"].as_str().unwrap().to_string();
+    assert_exit(&owners_run, exit_code_of(&verdict));
+    let hits = report["hits"].as_array().unwrap().len() as i64;
+    assert!(hits > 0, "{report:#}");
+    let sent = temp(
+        "owner-report.json",
+        &String::from_utf8_lossy(&owners_run.stdout),
+    );
+
+    // What is not such a report, each refused with exit 2 and nothing kept.
+    let mut edited = report.clone();
+    edited["verdict"] = "no_sign_of_compromise".into();
+    let mut unknown_verdict = report.clone();
+    unknown_verdict["verdict"] = "fine".into();
+    let mut hit_without_rule = report.clone();
+    hit_without_rule["hits"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("rule");
+    let json_file = |name: &str, value: &serde_json::Value| temp(name, &value.to_string());
+    let oversized = work_dir().join("oversized-report.json");
+    // Sparse: 64 MiB and one byte that take no room on disk.
+    std::fs::File::create(&oversized)
+        .unwrap()
+        .set_len((64 << 20) + 1)
+        .unwrap();
+    let refused = [
+        (
+            json_file("not-a-report.json", &serde_json::json!({"hello": "world"})),
+            "not a `wachter triage --json` report",
+        ),
+        (
+            json_file("a-list.json", &serde_json::json!([report.clone()])),
+            "not a `wachter triage --json` report",
+        ),
+        (json_file("edited.json", &edited), "is not what its"),
+        (
+            json_file("unknown-verdict.json", &unknown_verdict),
+            "no such verdict",
+        ),
+        (
+            json_file("hit-without-rule.json", &hit_without_rule),
+            "rule",
+        ),
+        (
+            temp("not-json.json", "<html>not a report</html>\n"),
+            "not JSON",
+        ),
+        (oversized.clone(), "larger than 64 MiB"),
+        (work_dir().join("no-such-report.json"), "cannot open"),
+    ];
+
+    // Refused before the store is touched: no database is made for a bad file.
+    let untouched = fresh_sqlite("serve-import-untouched");
+    for (file, why) in &refused {
+        let out = import(file, &untouched, &[]);
+        assert_exit(&out, 2);
+        let said = stderr(&out);
+        assert!(
+            said.contains(why) && said.contains("nothing was saved"),
+            "{}: {said}",
+            file.display()
+        );
+    }
+    assert!(!std::path::Path::new(&untouched).exists());
+
+    for db in databases("serve_triage_import") {
+        let db = db.as_str();
+        let records = temp("two-appliances.jsonl", TWO_APPLIANCES);
+        assert_exit(
+            &wachter(&["import", "--db", db, records.to_str().unwrap()]),
+            0,
+        );
+        assert_exit(
+            &wachter(&[
+                "org",
+                "add",
+                "Ziekenhuis Demo",
+                "--network",
+                "192.0.2.0/24",
+                "--db",
+                db,
+            ]),
+            0,
+        );
+        assert_exit(&wachter(&["attribute", "--db", db]), 0);
+        let org_id = query_ints(
+            db,
+            "SELECT id FROM organisations WHERE name = 'Ziekenhuis Demo'",
+        )
+        .unwrap()[0];
+        let service_443 = query_ints(
+            db,
+            "SELECT id FROM services WHERE ip = '192.0.2.13' AND port = 443",
+        )
+        .unwrap()[0];
+
+        for (file, _) in &refused {
+            assert_exit(&import(file, db, &[]), 2);
+        }
+        // A host or an organisation that is not in the store.
+        for (more, why) in [
+            (["--host", "192.0.2.99"], "no scanned service"),
+            (["--host", "192.0.2.13:9999"], "no scanned service"),
+            (["--host", "999999"], "no service 999999"),
+            (["--host", "gateway"], "neither an address"),
+            (["--host", "192.0.2.13"], "several services"),
+            (["--org", "Nobody"], "no such organisation"),
+        ] {
+            let out = import(&sent, db, &more);
+            assert_exit(&out, 2);
+            assert!(stderr(&out).contains(why), "{more:?}: {}", stderr(&out));
+        }
+        assert_eq!(saved_reports(db), 0, "nothing was saved");
+
+        // The owner's report, about the appliance on port 443: its organisation comes
+        // with it, and the report is kept exactly as sent.
+        let out = import(
+            &sent,
+            db,
+            &["--host", "192.0.2.13:443", "--label", "vpn01 (owner)"],
+        );
+        assert_exit(&out, 0);
+        let said = stdout(&out);
+        let id: i64 = said
+            .strip_prefix("imported as triage report ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no id in {said}"))
+            .parse()
+            .unwrap();
+        assert_eq!(
+            query_ints(
+                db,
+                &format!(
+                    "SELECT hits, organisation_id, service_id FROM triage_reports WHERE id = {id}"
+                )
+            ),
+            Some(vec![hits, org_id, service_443])
+        );
+        let row = query_texts(
+            db,
+            &format!("SELECT verdict, label, report FROM triage_reports WHERE id = {id}"),
+        )
+        .unwrap();
+        assert_eq!(
+            (row[0].as_str(), row[1].as_str()),
+            (verdict.as_str(), "vpn01 (owner)")
+        );
+        let kept: serde_json::Value = serde_json::from_str(&row[2]).unwrap();
+        assert_eq!(kept, report, "the report as the owner's --json printed it");
+
+        // By service id, with --json; the label defaults to the file's path.
+        let out = import(&sent, db, &["--host", &service_443.to_string(), "--json"]);
+        let summary = json_of(&out);
+        assert_eq!(summary["service_id"], service_443);
+        assert_eq!(summary["organisation_id"], org_id);
+        assert_eq!(summary["verdict"], verdict.as_str());
+        assert_eq!(summary["hits"], hits);
+        let second = summary["id"].as_i64().unwrap();
+        assert_eq!(
+            query_texts(
+                db,
+                &format!("SELECT label FROM triage_reports WHERE id = {second}")
+            ),
+            Some(vec![sent.display().to_string()])
+        );
+
+        // A triage run here can name the appliance too (checked before the evidence).
+        let out = wachter(&[
+            "triage",
+            evidence.to_str().unwrap(),
+            "--save",
+            "--host",
+            "192.0.2.13:8443",
+            "--db",
+            db,
+        ]);
+        assert_exit(&out, exit_code_of(&verdict));
+        assert_eq!(
+            query_ints(
+                db,
+                "SELECT COUNT(*) FROM triage_reports r JOIN services s ON s.id = r.service_id \
+                 WHERE s.port = 8443"
+            ),
+            Some(vec![1])
+        );
+        assert_eq!(saved_reports(db), 3);
+    }
+    let _ = std::fs::remove_file(&oversized);
 }

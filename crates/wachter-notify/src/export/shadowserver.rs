@@ -5,6 +5,8 @@
 
 use std::io::Write;
 
+use wachter_core::csv_cell::defuse_formula;
+
 use super::{ExportError, cve_upper, generated_at, parse_ip, parse_time, severity, valid_fqdn};
 use crate::model::{ExportMeta, HostFinding};
 use crate::text::{MAX_EXCERPT, MAX_NAME, one_line};
@@ -163,28 +165,9 @@ fn status_parts(line: &str) -> (String, String, String) {
     (version, code.to_string(), reason)
 }
 
-/// One line, capped, and never a formula.
+/// One line, capped, and never a formula (the rule of every CSV wachter writes).
 fn cell(value: &str) -> String {
-    let mut v = one_line(value, MAX_EXCERPT);
-    let risky = matches!(
-        v.chars().next(),
-        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\n')
-    );
-    if risky && !is_number(&v) {
-        v.insert(0, '\'');
-    }
-    v
-}
-
-fn is_number(s: &str) -> bool {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let mut dots = 0;
-    !digits.is_empty()
-        && digits.bytes().any(|b| b.is_ascii_digit())
-        && digits.bytes().all(|b| {
-            dots += usize::from(b == b'.');
-            b.is_ascii_digit() || (b == b'.' && dots == 1)
-        })
+    defuse_formula(one_line(value, MAX_EXCERPT))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! secret shown once, and revoked.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use wachter_store::TokenRow;
@@ -159,12 +159,9 @@ pub(super) async fn create_token(
         scope,
         expires_at,
     };
-    let mut response = account_page(&state, &user, Flash::default(), Some(new_token)).await?;
-    // The secret is on this page only: keep it out of every cache.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    // The secret is on this page only; like every page it is sent `Cache-Control:
+    // no-store` (`security::headers`), so no cache keeps it.
+    account_page(&state, &user, Flash::default(), Some(new_token)).await
 }
 
 pub(super) async fn revoke_token(

@@ -11,14 +11,12 @@ use wachter_store::StoreError;
 
 use super::{Flash, Refusal, after_form, render_status};
 use crate::AppState;
-use crate::auth::{CsrfForm, CurrentUser, PageUser, Role, hash_password};
+use crate::auth::{
+    CsrfForm, CurrentUser, MIN_PASSWORD_CHARS, PageUser, Role, check_new_password, check_user_name,
+    hash_password,
+};
 use crate::error::{PageError, WebError};
 
-/// The shortest password the user form accepts.
-pub const MIN_PASSWORD_CHARS: usize = 12;
-/// The longest password the user form accepts, in bytes.
-const MAX_PASSWORD_BYTES: usize = 1024;
-const MAX_USER_NAME_CHARS: usize = 64;
 /// Where the forms of this page post from, and are sent back to.
 const USERS_PAGE: &str = "/admin/users";
 
@@ -93,34 +91,17 @@ pub(super) async fn page(
     admin_page(&state, &user, flash).await
 }
 
-/// A user name the form accepts: 1 to 64 characters, no spaces or control characters.
-fn check_user_name(name: &str) -> Result<String, Refusal> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_USER_NAME_CHARS {
-        return Err(Refusal::bad_request(format!(
-            "A user name has 1 to {MAX_USER_NAME_CHARS} characters."
-        )));
-    }
-    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(Refusal::bad_request(
-            "A user name has no spaces or control characters.",
-        ));
-    }
-    Ok(name.to_string())
+/// A user name the form accepts ([`check_user_name`], the rule `wachter user` applies).
+fn checked_user_name(name: &str) -> Result<String, Refusal> {
+    check_user_name(name)
+        .map(|()| name.to_string())
+        .map_err(|problem| Refusal::bad_request(format!("The user name {problem}.")))
 }
 
-fn check_password(password: &str) -> Result<(), Refusal> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(Refusal::bad_request(format!(
-            "The password needs at least {MIN_PASSWORD_CHARS} characters."
-        )));
-    }
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Err(Refusal::bad_request(format!(
-            "The password is too long (at most {MAX_PASSWORD_BYTES} bytes)."
-        )));
-    }
-    Ok(())
+/// A password the form accepts ([`check_new_password`], the rule `wachter user` applies).
+fn checked_password(password: &str) -> Result<(), Refusal> {
+    check_new_password(password)
+        .map_err(|problem| Refusal::bad_request(format!("The password {problem}.")))
 }
 
 fn parse_role(role: &str) -> Result<Role, Refusal> {
@@ -217,8 +198,8 @@ async fn adding_user(
     form: NewUserForm,
 ) -> Result<&'static str, Refusal> {
     admin.require(Role::Admin, true)?;
-    let name = check_user_name(&form.name)?;
-    check_password(&form.password)?;
+    let name = checked_user_name(&form.name)?;
+    checked_password(&form.password)?;
     let role = parse_role(&form.role)?;
     let password = form.password;
     let phc = tokio::task::spawn_blocking(move || hash_password(&password))

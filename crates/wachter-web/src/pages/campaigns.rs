@@ -8,8 +8,8 @@ use wachter_store::Store;
 use wachter_store::view::{CampaignDetail, CampaignSummary, MessageView};
 
 use super::{
-    Flash, HostRowView, StateCountView, host_rows, load, pretty_json, redirect_done, render,
-    state_counts,
+    Flash, HostRowView, StateCountView, csv_href, host_rows, load, pretty_json, redirect_done,
+    render, state_counts,
 };
 use crate::AppState;
 use crate::auth::{CsrfForm, CurrentUser, NoFields, PageUser};
@@ -78,7 +78,12 @@ struct CampaignView {
     summary: CampaignSummaryView,
     decisions: String,
     messages: Vec<MessageView>,
+    /// The first still open findings (at most the store's page cap) and how many there are.
     still_open: Vec<HostRowView>,
+    still_open_total: u64,
+    /// The whole still-open list: the host list filtered by this campaign, and its CSV.
+    still_open_href: String,
+    still_open_csv: String,
     #[serde(flatten)]
     flash: Flash,
 }
@@ -90,16 +95,25 @@ struct CampaignPage {
 
 impl CampaignPage {
     fn new(detail: CampaignDetail, flash: Flash) -> CampaignPage {
+        let filters = still_open_filters(detail.summary.id);
         CampaignPage {
             campaign: CampaignView {
                 summary: detail.summary.into(),
                 decisions: pretty_json(&detail.decisions),
                 messages: detail.messages,
                 still_open: host_rows(detail.still_open),
+                still_open_total: detail.still_open_total,
+                still_open_href: format!("/hosts?{filters}"),
+                still_open_csv: csv_href("hosts", &filters),
                 flash,
             },
         }
     }
+}
+
+/// The host-list filters of a campaign's findings still open.
+fn still_open_filters(campaign: i64) -> String {
+    format!("campaign={campaign}&state=open")
 }
 
 pub(super) async fn one(
@@ -146,9 +160,7 @@ async fn act_on_message(
     // acts on another's.
     let belongs = move |store: &Store, ticket: &str| {
         let Some(id) = id else { return Ok(false) };
-        Ok(store
-            .campaign_detail(id)?
-            .is_some_and(|detail| detail.messages.iter().any(|m| m.ticket == ticket)))
+        Ok(store.message_campaign(ticket)? == Some(id))
     };
     let changed = action.apply(&state.pool, &user, ticket, belongs).await?;
     let done = match (changed, action) {
@@ -168,6 +180,7 @@ pub(super) fn examples() -> Vec<(&'static str, serde_json::Value)> {
         decisions: serde_json::json!({"queued": 1}),
         messages: vec![message("held"), message("queued"), message("sent")],
         still_open: vec![row()],
+        still_open_total: 1001,
     };
     vec![
         (
@@ -182,4 +195,30 @@ pub(super) fn examples() -> Vec<(&'static str, serde_json::Value)> {
             ),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_still_open_list_links_to_all_of_it_and_says_when_it_is_capped() {
+        let (_, context) = super::examples()
+            .into_iter()
+            .find(|(name, _)| *name == "campaign.html")
+            .unwrap();
+        let html = crate::templates::render("campaign.html", &context)
+            .unwrap()
+            .0;
+        let id = context["campaign"]["summary"]["id"].as_i64().unwrap();
+        let all = format!("/hosts?campaign={id}&amp;state=open");
+        assert!(
+            html.contains(&format!("<a id=\"still-open-link\" href=\"{all}\">")),
+            "{html}"
+        );
+        assert!(html.contains(&format!(
+            "Showing the first 1 of 1001; <a href=\"{all}\">the whole list</a>."
+        )));
+        assert!(html.contains(&format!(
+            "class=\"download-csv\" href=\"/api/v1/hosts?format=csv&amp;campaign={id}&amp;state=open\""
+        )));
+    }
 }

@@ -46,10 +46,6 @@ use crate::auth::{CurrentUser, Role};
 use crate::error::{PageError, WebError};
 use crate::templates;
 
-pub use admin::MIN_PASSWORD_CHARS;
-pub use evidence::{BLOCK_CAP, printable, printable_line};
-pub use scans::checkpoint_text;
-
 /// The most bytes of stored JSON (parameters, decisions) shown.
 const JSON_CAP: usize = 64 * 1024;
 

@@ -72,9 +72,15 @@ struct OrganisationView {
     domains: Vec<String>,
     contacts: Vec<ContactView>,
     notes: Option<String>,
+    /// The first findings (at most the store's page cap), how many there are, and the
+    /// host list of them all.
     hosts: Vec<HostRowView>,
+    hosts_total: u64,
+    hosts_href: String,
     history: Vec<HistoryView>,
+    history_total: u64,
     messages: Vec<MessageView>,
+    messages_total: u64,
     triage_reports: Vec<TriageReportSummary>,
 }
 
@@ -93,8 +99,12 @@ impl From<OrganisationDetail> for OrganisationView {
             contacts: detail.contacts,
             notes: detail.notes,
             hosts: host_rows(detail.hosts),
+            hosts_total: detail.hosts_total,
+            hosts_href: format!("/hosts?organisation={}", detail.summary.id),
             history: detail.history.into_iter().map(HistoryView::from).collect(),
+            history_total: detail.history_total,
             messages: detail.messages,
+            messages_total: detail.messages_total,
             triage_reports: detail.triage_reports,
             summary: detail.summary,
         }
@@ -150,8 +160,11 @@ pub(super) fn examples() -> Vec<(&'static str, serde_json::Value)> {
         }],
         notes: Some("call first".into()),
         hosts: vec![row()],
+        hosts_total: 1500,
         history: vec![history()],
+        history_total: 2000,
         messages: vec![message("sent")],
+        messages_total: 1,
         triage_reports: vec![triage_summary()],
     };
     vec![
@@ -166,6 +179,26 @@ pub(super) fn examples() -> Vec<(&'static str, serde_json::Value)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_capped_list_says_how_much_is_left_out_and_where_it_all_is() {
+        let (_, context) = examples()
+            .into_iter()
+            .find(|(name, _)| *name == "organisation.html")
+            .unwrap();
+        let html = crate::templates::render("organisation.html", &context)
+            .unwrap()
+            .0;
+        let id = context["org"]["summary"]["id"].as_i64().unwrap();
+        assert!(
+            html.contains(&format!(
+                "Showing the first 1 of 1500; <a href=\"/hosts?organisation={id}\">the whole list</a>."
+            )),
+            "{html}"
+        );
+        assert!(html.contains("Showing the first 1 of 2000."), "history");
+        assert!(!html.contains("of 1."), "the messages are all there");
+    }
 
     #[test]
     fn organisations_with_open_findings_come_first() {

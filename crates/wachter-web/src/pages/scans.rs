@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use wachter_store::Store;
 use wachter_store::report::{Change, Diff};
-use wachter_store::view::{MAX_PAGE, ScanDetail, ScanSummary};
+use wachter_store::view::{ScanDetail, ScanSummary};
 
 use super::evidence::{BLOCK_CAP, LINE_CAP, cap_text, line};
 use super::{address, load, pretty_json, render};
@@ -63,6 +63,8 @@ struct DiffView {
     to_scan: i64,
     counts: Vec<DiffCountView>,
     entries: Vec<DiffEntryView>,
+    /// How many changes the whole diff has (more than `entries` when capped).
+    total_entries: u64,
     capped: bool,
 }
 
@@ -100,7 +102,9 @@ impl From<ScanDetail> for ScanView {
                 .collect(),
             checkpoint: detail.checkpoint.as_ref().map(checkpoint_text),
             previous: detail.previous,
-            diff: detail.diff.map(DiffView::from),
+            diff: detail
+                .diff
+                .map(|diff| DiffView::new(diff, detail.diff_entries)),
             scan: detail.scan,
         }
     }
@@ -133,8 +137,9 @@ fn change_label(change: Change) -> &'static str {
     }
 }
 
-impl From<Diff> for DiffView {
-    fn from(diff: Diff) -> Self {
+impl DiffView {
+    /// The diff as the page lists it; `total_entries` is the whole diff's entry count.
+    fn new(diff: Diff, total_entries: u64) -> Self {
         let counts = diff
             .counts
             .into_iter()
@@ -150,7 +155,7 @@ impl From<Diff> for DiffView {
                 }
             })
             .collect();
-        let capped = diff.entries.len() as u64 >= MAX_PAGE;
+        let capped = (diff.entries.len() as u64) < total_entries;
         let entries = diff
             .entries
             .into_iter()
@@ -174,6 +179,7 @@ impl From<Diff> for DiffView {
             to_scan: diff.to_scan,
             counts,
             entries,
+            total_entries,
             capped,
         }
     }
@@ -214,7 +220,7 @@ pub(super) fn examples() -> Vec<(&'static str, serde_json::Value)> {
             after: Some("patched".into()),
         }],
     };
-    let scan = |state: &str, diff: Option<Diff>| {
+    let scan = |state: &str, diff: Option<Diff>, diff_entries: u64| {
         let detail = ScanDetail {
             scan: scan_summary(state),
             seed: u64::MAX,
@@ -225,6 +231,7 @@ pub(super) fn examples() -> Vec<(&'static str, serde_json::Value)> {
             checkpoint: Some(json!({"next": 3, "done_above": []})),
             previous: Some(1),
             diff,
+            diff_entries,
         };
         context(
             "scans",
@@ -238,14 +245,33 @@ pub(super) fn examples() -> Vec<(&'static str, serde_json::Value)> {
     };
     vec![
         ("scans.html", context("scans", list)),
-        ("scan.html", scan("running", None)),
-        ("scan.html", scan("finished", Some(diff))),
+        ("scan.html", scan("running", None, 0)),
+        ("scan.html", scan("finished", Some(diff.clone()), 1)),
+        ("scan.html", scan("finished", Some(diff), 1001)),
     ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_diff_says_it_is_capped_only_when_it_is() {
+        let pages: Vec<String> = examples()
+            .into_iter()
+            .filter(|(name, _)| *name == "scan.html")
+            .map(|(name, context)| crate::templates::render(name, &context).unwrap().0)
+            .collect();
+        let [running, whole, capped] = &pages[..] else {
+            panic!("three scan examples");
+        };
+        assert!(running.contains("The changes are shown once the scan has ended."));
+        assert!(!whole.contains("Showing the first"), "one of one change");
+        assert!(
+            capped.contains("Showing the first 1 of 1001 changes"),
+            "{capped}"
+        );
+    }
 
     #[test]
     fn checkpoints_read_as_words() {

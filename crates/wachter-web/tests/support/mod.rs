@@ -4,8 +4,9 @@
 //! `tower::ServiceExt::oneshot` (no socket is opened) and answers read whole.
 //!
 //! [`fixture`] is the backend tests' store: three services with findings (one with a
-//! hostname a spreadsheet would run as a formula) and a campaign with one queued
-//! message. The page tests fill theirs with hostile evidence (see `tests/pages.rs`).
+//! hostname a spreadsheet would run as a formula), an organisation owning two of them, a
+//! campaign with one queued message to it, and a triage report of it. The page tests
+//! fill theirs with hostile evidence (see `tests/pages.rs`).
 
 #![allow(dead_code)] // each test crate uses its own subset
 
@@ -18,8 +19,9 @@ use axum::http::{HeaderMap, Request, Response, StatusCode, header};
 use tower::ServiceExt as _;
 use wachter_core::assessment::{Assessment, Basis, CveVerdict, Flags, Product, Verdict};
 use wachter_core::record::{ServiceRecord, Status};
-use wachter_store::{MailContent, NewCampaign, NewMessage, ScanInfo, Store};
-use wachter_web::auth::{new_token, token_digest};
+use wachter_store::view::NewTriageReport;
+use wachter_store::{AttributionRow, MailContent, NewCampaign, NewMessage, ScanInfo, Store};
+use wachter_web::auth::{csrf_token, new_token, token_digest};
 use wachter_web::query::percent_encode;
 use wachter_web::{AppState, ServeOptions, StorePool, hash_password, router};
 
@@ -189,9 +191,14 @@ impl TestApp {
     /// A session made directly in the store (no Argon2 on the way).
     pub fn session(&self, user: &str) -> Session {
         let (secret, digest) = new_token("").unwrap();
-        let (csrf, _) = new_token("").unwrap();
+        let csrf = csrf_token(&secret);
         self.store()
-            .create_session(&digest, self.user_id(user), &csrf, "2999-01-01T00:00:00Z")
+            .create_session(
+                &digest,
+                self.user_id(user),
+                &token_digest(&csrf),
+                "2999-01-01T00:00:00Z",
+            )
             .unwrap();
         Session { secret, csrf }
     }
@@ -365,7 +372,13 @@ pub struct Fixture {
     /// A service id that exists.
     pub service_id: i64,
     pub campaign_id: i64,
+    /// [`ORGANISATION`], owning 127.70.0.1 and 127.70.0.2.
+    pub organisation_id: i64,
+    pub triage_id: i64,
 }
+
+/// The fixture's organisation.
+pub const ORGANISATION: &str = "Ziekenhuis Noord";
 
 impl Deref for Fixture {
     type Target = TestApp;
@@ -392,6 +405,31 @@ pub fn fixture(name: &str) -> Fixture {
         )
         .unwrap();
     store.finish_scan(scan, false, "{}").unwrap();
+    let organisation = serde_json::from_value(serde_json::json!({
+        "name": ORGANISATION,
+        "sector": "Healthcare",
+        "networks": ["127.70.0.0/24"],
+        "contacts": [{"email": "soc@example.test"}],
+    }))
+    .unwrap();
+    store.upsert_organisations(&[organisation]).unwrap();
+    let organisation_id = store.organisations().unwrap()[0].id;
+    let owned: Vec<AttributionRow> = store
+        .services_page(0, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.ip.starts_with("127.70.0."))
+        .map(|s| AttributionRow {
+            service_id: s.service_id,
+            organisation_id: Some(organisation_id),
+            method: "network".into(),
+            matched: Some("127.70.0.0/24".into()),
+            detail: serde_json::json!({}),
+            ..AttributionRow::default()
+        })
+        .collect();
+    assert_eq!(owned.len(), 2);
+    store.write_attributions(&owned).unwrap();
     let open = store.notice_candidates(Some(CVE)).unwrap();
     let ticket = store.reserve_tickets("T", 1).unwrap().remove(0);
     let findings = open
@@ -403,13 +441,25 @@ pub fn fixture(name: &str) -> Fixture {
         "test",
         "soc@example.test",
         "@SUM(1+1)",
-        None,
+        Some(organisation_id),
         findings,
     );
+    let triage_id = store
+        .add_triage_report(&NewTriageReport {
+            label: "noord-vpn.tar.gz".into(),
+            organisation_id: Some(organisation_id),
+            service_id: None,
+            verdict: "clean".into(),
+            hits: 0,
+            report: serde_json::json!({"verdict": "clean", "hits": []}),
+        })
+        .unwrap();
     Fixture {
         campaign_id: campaign(&store, "test", CVE, serde_json::json!({}), &[queued]),
         service_id: open[0].service_id,
         ticket,
+        organisation_id,
+        triage_id,
         app: TestApp::serve(store),
     }
 }
