@@ -10,6 +10,7 @@ pub mod assessment;
 pub mod capped;
 pub mod check;
 pub mod csv_cell;
+pub mod html;
 pub mod import;
 pub mod order;
 pub mod ports;

@@ -646,7 +646,7 @@ fn new_env() -> Environment<'static> {
             && let Some(s) = value.as_str()
         {
             return out
-                .write_str(&escape_html(s))
+                .write_str(&wachter_core::html::escape(s))
                 .map_err(minijinja::Error::from);
         }
         minijinja::escape_formatter(out, state, value)
@@ -654,22 +654,6 @@ fn new_env() -> Environment<'static> {
     env.add_filter("utc", filter_utc);
     env.add_filter("day", filter_day);
     env
-}
-
-/// `&`, `<`, `>`, `"` and `'` as entities: enough for text and quoted attributes.
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The contexts every language is test-rendered with at load.

@@ -631,6 +631,24 @@ pub mod testing {
     /// Set (by `.ci/run`) when the PostgreSQL half of the suite must run, not be skipped.
     pub const REQUIRED_VAR: &str = "CI_POSTGRES_REQUIRED";
 
+    /// Removes a SQLite file with its journal files, if there.
+    pub fn remove_sqlite(path: &str) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
+
+    /// A path for a fresh SQLite file in the temporary folder, named by the tests' `area`,
+    /// this process and `name`, with nothing left there from an earlier run.
+    pub fn temp_sqlite(area: &str, name: &str) -> String {
+        let path = std::env::temp_dir()
+            .join(format!("wachter-{area}-{}-{name}.db", std::process::id()))
+            .display()
+            .to_string();
+        remove_sqlite(&path);
+        path
+    }
+
     /// A URL to a new, empty database called `name` on the test server (dropped first if
     /// it exists), or `None` when no server is configured and none is required.
     pub fn postgres_database(name: &str) -> Option<String> {

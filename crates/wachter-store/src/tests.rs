@@ -7,22 +7,8 @@ fn temp_db(name: &str) -> String {
     temp_db_in("store", name)
 }
 
-/// A path for a fresh SQLite file of the tests of `area` (no file there yet).
-fn temp_db_in(area: &str, name: &str) -> String {
-    let path = std::env::temp_dir()
-        .join(format!("wachter-{area}-{}-{name}.db", std::process::id()))
-        .display()
-        .to_string();
-    remove_sqlite(&path);
-    path
-}
-
-/// Removes a SQLite file with its journal files.
-pub(crate) fn remove_sqlite(path: &str) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{path}{suffix}"));
-    }
-}
+pub(crate) use crate::testing::remove_sqlite;
+use crate::testing::temp_sqlite as temp_db_in;
 
 /// Runs `case` on a fresh SQLite file, then on a fresh PostgreSQL database when the suite
 /// has a server (`.ci/run` always does).

@@ -112,17 +112,10 @@ impl PoolInner {
 mod tests {
     use super::*;
 
-    fn temp_store(name: &str) -> String {
-        let path =
-            std::env::temp_dir().join(format!("wachter-web-pool-{}-{name}.db", std::process::id()));
-        remove_sqlite(&path.display().to_string());
-        path.display().to_string()
-    }
+    use wachter_store::testing::remove_sqlite;
 
-    fn remove_sqlite(path: &str) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{path}{suffix}"));
-        }
+    fn temp_store(name: &str) -> String {
+        wachter_store::testing::temp_sqlite("web-pool", name)
     }
 
     #[tokio::test]

@@ -92,7 +92,7 @@ fn build_environment() -> Result<Environment<'static>, String> {
             && let Some(s) = value.as_str()
         {
             return out
-                .write_str(&escape_html(s))
+                .write_str(&wachter_core::html::escape(s))
                 .map_err(minijinja::Error::from);
         }
         minijinja::escape_formatter(out, state, value)
@@ -109,23 +109,6 @@ fn build_environment() -> Result<Environment<'static>, String> {
             .map_err(|e| format!("template {name} does not compile: {}", describe(&e)))?;
     }
     Ok(env)
-}
-
-/// `&`, `<`, `>`, `"` and `'` as entities: enough for text and quoted attributes (every
-/// attribute in the templates is quoted).
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn to_value(v: serde_json::Value) -> Value {

@@ -1072,26 +1072,35 @@ fn exit_code_of(verdict: &str) -> i32 {
     }
 }
 
+/// Adds the organisation "Ziekenhuis Demo" owning 192.0.2.0/24 to `db`; returns its id.
+fn add_hospital(db: &str) -> i64 {
+    assert_exit(
+        &wachter(&[
+            "org",
+            "add",
+            "Ziekenhuis Demo",
+            "--network",
+            "192.0.2.0/24",
+            "--db",
+            db,
+        ]),
+        0,
+    );
+    query_ints(
+        db,
+        "SELECT id FROM organisations WHERE name = 'Ziekenhuis Demo'",
+    )
+    .and_then(|ids| ids.first().copied())
+    .expect("the organisation just added")
+}
+
 #[test]
 fn a_saved_triage_report_is_kept_with_its_organisation() {
     for db in databases("serve_triage") {
         let db = db.as_str();
         let evidence = attacked_logs("save");
         let evidence = evidence.to_str().unwrap();
-        assert_exit(
-            &wachter(&[
-                "org",
-                "add",
-                "Ziekenhuis Demo",
-                "--network",
-                "192.0.2.0/24",
-                "--db",
-                db,
-            ]),
-            0,
-        );
-        let orgs = json_of(&wachter(&["org", "list", "--json", "--db", db]));
-        let org_id = orgs[0]["id"].as_i64().unwrap();
+        let org_id = add_hospital(db);
 
         // An unknown organisation: refused before the evidence is read, nothing saved.
         let unknown = wachter(&[
@@ -1282,24 +1291,8 @@ fn an_owners_own_report_is_imported_and_anything_else_refused() {
             &wachter(&["import", "--db", db, records.to_str().unwrap()]),
             0,
         );
-        assert_exit(
-            &wachter(&[
-                "org",
-                "add",
-                "Ziekenhuis Demo",
-                "--network",
-                "192.0.2.0/24",
-                "--db",
-                db,
-            ]),
-            0,
-        );
+        let org_id = add_hospital(db);
         assert_exit(&wachter(&["attribute", "--db", db]), 0);
-        let org_id = query_ints(
-            db,
-            "SELECT id FROM organisations WHERE name = 'Ziekenhuis Demo'",
-        )
-        .unwrap()[0];
         let service_443 = query_ints(
             db,
             "SELECT id FROM services WHERE ip = '192.0.2.13' AND port = 443",

@@ -36,21 +36,11 @@ pub fn password_hash() -> &'static str {
     HASH.get_or_init(|| hash_password(PASSWORD).unwrap())
 }
 
+pub use wachter_store::testing::remove_sqlite;
+
 /// A SQLite path in the temporary folder for test `name`, with no store left there.
 pub fn temp_store(name: &str) -> String {
-    let path = std::env::temp_dir()
-        .join(format!("wachter-web-{}-{name}.db", std::process::id()))
-        .display()
-        .to_string();
-    remove_sqlite(&path);
-    path
-}
-
-/// Removes a SQLite store and its journal files.
-pub fn remove_sqlite(path: &str) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{path}{suffix}"));
-    }
+    wachter_store::testing::temp_sqlite("web", name)
 }
 
 /// An open service on port 443, seen at the start of 2026, that `assessment` assessed.

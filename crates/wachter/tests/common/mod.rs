@@ -110,12 +110,7 @@ pub fn add_user(db: &str, name: &str, role: &str, password: &str) {
     assert_exit(&out, 0);
 }
 
-/// Removes a SQLite file with its journal files, if there.
-pub fn remove_sqlite(path: &str) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{path}{suffix}"));
-    }
-}
+pub use wachter_store::testing::remove_sqlite;
 
 /// The path of a fresh SQLite file called `name` in the work folder.
 pub fn fresh_sqlite(name: &str) -> String {
